@@ -7,7 +7,7 @@ __all__ = ['PRESETS', 'EVALS', 'Preset', 'check_choice', 'train_config', 'grad_n
            'mean_se', 'fmt', 'report_markdown', 'first_eval', 'plot_reliabilities', 'plot_grad_norms',
            'robustness_means', 'CompareConfig', 'compare', 'ood_report_from', 'ngebm_compare', 'ngebm_eval']
 
-# %% ../nbs/09_experiments.ipynb #ae2aba7b
+# %% ../nbs/09_experiments.ipynb #65037095
 import hashlib, json, shutil
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -20,7 +20,7 @@ from .calibration import collect_predictions, expected_calibration_error, max_ca
 from .ood import evaluate_ood, ood_report, plot_ood_histograms
 from .robustness import AttackConfig, select_correct, robustness_curve, plot_robustness
 
-# %% ../nbs/09_experiments.ipynb #ee707f07
+# %% ../nbs/09_experiments.ipynb #70e60db9
 @dataclass(frozen=True)
 class Preset:
     "A dataset and every setting of the comparison that is not the method."
@@ -52,7 +52,7 @@ PRESETS = {
                        linf_eps=(2/255*2, 8/255*2), l2_eps=(0.5, 1.0)),
 }
 
-# %% ../nbs/09_experiments.ipynb #1f14ff71
+# %% ../nbs/09_experiments.ipynb #97a1f0cd
 def check_choice(value:str, valid, what:str) -> str:
     "`value` if it is one of `valid`, else an error listing them."
     if value not in valid: raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(valid)}")
@@ -73,13 +73,13 @@ def train_config(preset:Preset, # The comparison's settings
                        optim=OptimConfig(lr=p.lr, warmup_iters=p.warmup, decay_epochs=p.decay_epochs),
                        sgld=SGLDConfig(steps=p.sgld_steps, buffer_size=p.buffer_size))
 
-# %% ../nbs/09_experiments.ipynb #0bb7990d
+# %% ../nbs/09_experiments.ipynb #17e259dd
 def grad_norms(model, data, device=None) -> torch.Tensor:
     "||dE/dx||_2 of every input in `data` (a loader, tensor pair or tensor), as a CPU tensor."
     device = device or next(model.parameters()).device
     return torch.cat([energy_grad_norm(lambda x: energy(model(x)), x.to(device)).cpu() for x, _ in iter_batches(data, 256)])
 
-# %% ../nbs/09_experiments.ipynb #6ec2c50e
+# %% ../nbs/09_experiments.ipynb #671f6653
 def training_cost(run:Path) -> dict:
     "Wall-clock training time of a run folder, from its log."
     recs = [r for r in read_log(run) if 'seconds' in r]
@@ -87,7 +87,7 @@ def training_cost(run:Path) -> dict:
     return dict(train_seconds=secs, seconds_per_epoch=secs / max(len(recs), 1),
                 images_per_sec=float(np.mean([r['images_per_sec'] for r in recs])) if recs else float('nan'))
 
-# %% ../nbs/09_experiments.ipynb #b69bd598
+# %% ../nbs/09_experiments.ipynb #2ef098e4
 EVALS = ('calibration', 'ood', 'robustness', 'gradients')
 
 def evaluate_model(model,           # Trained classifier, in eval mode
@@ -122,7 +122,7 @@ def evaluate_model(model,           # Trained classifier, in eval mode
         raw['grad_norms'] = g.tolist()
     return dict(**res, raw=raw)
 
-# %% ../nbs/09_experiments.ipynb #56d6c8de
+# %% ../nbs/09_experiments.ipynb #38ca1b70
 def mean_se(values) -> tuple:
     "Mean and standard error of the mean (nan with a single value)."
     v = np.asarray(values, dtype=np.float64)
@@ -133,7 +133,7 @@ def fmt(values, scale=1.0, digits=1) -> str:
     m, s = mean_se(np.asarray(values) * scale)
     return f"{m:.{digits}f}" + ('' if np.isnan(s) else f" ± {s:.{digits}f}")
 
-# %% ../nbs/09_experiments.ipynb #bee8ff01
+# %% ../nbs/09_experiments.ipynb #afb2d8f7
 def _row(cells): return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |\n'
 def _table(header, rows): return _row(header) + _row(['---'] * len(header)) + ''.join(_row(r) for r in rows)
 
@@ -164,7 +164,7 @@ def report_markdown(evals:dict, # {method: [evaluate_model result per seed]}
 
 def first_eval(evals): return next(iter(evals.values()))[0]
 
-# %% ../nbs/09_experiments.ipynb #07596c3e
+# %% ../nbs/09_experiments.ipynb #525a597c
 def plot_reliabilities(evals:dict, n_bins=20):
     "Reliability diagram of each method's first model."
     fig, axs = plt.subplots(1, len(evals), figsize=(4 * len(evals), 4), squeeze=False)
@@ -190,7 +190,7 @@ def robustness_means(evals:dict) -> dict:
                   for n, curve in ev[0]['robustness'].items()}
     return out
 
-# %% ../nbs/09_experiments.ipynb #8b21af1b
+# %% ../nbs/09_experiments.ipynb #2652ec48
 @dataclass
 class CompareConfig:
     "What to compare: a preset, the methods, and the overrides of the preset."
@@ -212,7 +212,7 @@ class CompareConfig:
         p = PRESETS[self.preset]
         return replace(p, seeds=self.seeds or p.seeds, epochs=self.epochs or p.epochs)
 
-# %% ../nbs/09_experiments.ipynb #cf1f3f91
+# %% ../nbs/09_experiments.ipynb #014c1d6f
 _MAY_DIFFER = ('root', 'download')
 
 def _claim_folder(out:Path, cc:CompareConfig):
@@ -226,7 +226,7 @@ def _claim_folder(out:Path, cc:CompareConfig):
                                   "refusing to overwrite it: choose another output folder")
     p.write_text(json.dumps(new, indent=1))
 
-# %% ../nbs/09_experiments.ipynb #8b39e14b
+# %% ../nbs/09_experiments.ipynb #1dd9ec7d
 def _attack_set(models:list, test, n:int):
     "The test images every model classifies correctly, `n` of them in a fixed random order."
     x, y = map(torch.cat, zip(*[(xb, yb) for xb, yb in test]))
@@ -243,7 +243,7 @@ def _cached_eval(run:Path, key:dict, fn) -> dict:
     tmp = p.with_suffix('.tmp'); tmp.write_text(json.dumps(dict(key=key, result=res))); tmp.replace(p)
     return res
 
-# %% ../nbs/09_experiments.ipynb #78324be5
+# %% ../nbs/09_experiments.ipynb #be2c2cd9
 def compare(cc:CompareConfig,   # What to compare
             out,                # Output folder
             device=None,        # None: CUDA when present
@@ -273,7 +273,7 @@ def compare(cc:CompareConfig,   # What to compare
     _write_outputs(out, cc, p, results, costs, report, runs)
     return dict(evals=results, costs=costs, report=report)
 
-# %% ../nbs/09_experiments.ipynb #8788dfc0
+# %% ../nbs/09_experiments.ipynb #87092102
 def _write_outputs(out:Path, cc, p, evals, costs, report, runs):
     "results.json without the raw arrays, report.md, and the figures."
     figs = out/'figures'; figs.mkdir(exist_ok=True)
@@ -283,18 +283,18 @@ def _write_outputs(out:Path, cc, p, evals, costs, report, runs):
     title = f"# CE vs JEM vs NG-EBM on {p.dataset}\n\n{p.seeds} seeds per method, {p.epochs} epochs, WRN-{p.depth}-{p.width}; mean ± standard error over seeds.\n\n"
     (out/'report.md').write_text(title + report)
     for name, fig in [('reliability', plot_reliabilities(evals)), ('grad_norms', plot_grad_norms(evals))]:
-        fig.savefig(figs/f'{name}.png', dpi=100); plt.close(fig)
+        fig.savefig(figs/f'{name}.png', dpi=100, bbox_inches='tight'); plt.close(fig)
     for m, ev in evals.items():
-        fig = plot_ood_histograms(ood_report_from(ev[0])); fig.savefig(figs/f'ood_{m}.png', dpi=80); plt.close(fig)
+        fig = plot_ood_histograms(ood_report_from(ev[0])); fig.savefig(figs/f'ood_{m}.png', dpi=80, bbox_inches='tight'); plt.close(fig)
     if 'robustness' in first_eval(evals):
-        fig = plot_robustness(robustness_means(evals)); fig.savefig(figs/'robustness.png', dpi=100); plt.close(fig)
+        fig = plot_robustness(robustness_means(evals)); fig.savefig(figs/'robustness.png', dpi=100, bbox_inches='tight'); plt.close(fig)
     if 'jem' in runs and (grids := sorted((runs['jem'][0]/'samples').glob('*.png'))): shutil.copy(grids[-1], figs/'jem_samples.png')
 
 def ood_report_from(ev:dict):
     "The OOD report of one model's cached evaluation."
     return ood_report({k: {s: torch.tensor(v, dtype=torch.float64) for s, v in d.items()} for k, d in ev['raw']['ood_scores'].items()})
 
-# %% ../nbs/09_experiments.ipynb #c0de1229
+# %% ../nbs/09_experiments.ipynb #3816f5d3
 @call_parse
 def ngebm_compare(preset:str='digits',          # 'digits' (built in, CPU, minutes), 'smoke' (seconds), 'cifar10', 'cifar100' (GPU, days)
                   methods:str='ce,jem,ngebm',  # Comma-separated methods
@@ -313,7 +313,7 @@ def ngebm_compare(preset:str='digits',          # 'digits' (built in, CPU, minut
     res = compare(cc, out, device, progress=not quiet)
     print(f"\n{res['report']}\nWritten to {out}: report.md, results.json, figures/")
 
-# %% ../nbs/09_experiments.ipynb #06ae056f
+# %% ../nbs/09_experiments.ipynb #e5edeafb
 def _default_ood(dataset:str) -> tuple:
     return next((p.ood_sets for p in PRESETS.values() if p.dataset == dataset), ('interp', 'uniform', 'constant'))
 
@@ -345,6 +345,6 @@ def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a chec
             'robustness': (lambda e: plot_robustness(robustness_means(e)), 'robustness'),
             'ood': (lambda e: plot_ood_histograms(ood_report_from(res)), 'ood')}
     for name, (plot, needs) in figs.items():
-        if needs in evals: fig = plot({which: [res]}); fig.savefig(out/f'{name}.png', dpi=100); plt.close(fig)
+        if needs in evals: fig = plot({which: [res]}); fig.savefig(out/f'{name}.png', dpi=100, bbox_inches='tight'); plt.close(fig)
     print(json.dumps({k: v for k, v in res.items() if k not in ('raw', 'ood')}, indent=1))
     return res
