@@ -5,24 +5,24 @@
 # %% auto #0
 __all__ = ['energy', 'class_energy', 'energy_grad', 'energy_grad_norm', 'sgld_step']
 
-# %% ../nbs/00_theory.ipynb #d3b5c319
+# %% ../nbs/00_theory.ipynb #bc30d96b
 import torch
 from torch import Tensor
 
-# %% ../nbs/00_theory.ipynb #8c2d1a4b
+# %% ../nbs/00_theory.ipynb #1ca179ff
 def energy(logits:Tensor, # Classifier outputs, shape (B, K)
           ) -> Tensor:    # E(x) = -LogSumExp_y f(x)[y], shape (B,)
     "Unconditional energy of each sample read off a classifier's logits."
     return -torch.logsumexp(logits, dim=-1)
 
-# %% ../nbs/00_theory.ipynb #8d6e3ac0
+# %% ../nbs/00_theory.ipynb #cd445295
 def class_energy(logits:Tensor, # Classifier outputs, shape (B, K)
                  y:Tensor,      # Class index per sample, shape (B,)
                 ) -> Tensor:    # E(x, y) = -f(x)[y], shape (B,)
     "Class-conditional energy of each sample."
     return -logits.gather(-1, y.long().unsqueeze(-1)).squeeze(-1)
 
-# %% ../nbs/00_theory.ipynb #41e72424
+# %% ../nbs/00_theory.ipynb #0ca03eac
 def energy_grad(energy_fn,           # Maps a batch x to per-sample energies, shape (B,)
                 x:Tensor,            # Inputs, shape (B, ...)
                 create_graph=False,  # Keep the graph, for a loss on the gradient (double backprop)
@@ -34,7 +34,7 @@ def energy_grad(energy_fn,           # Maps a batch x to per-sample energies, sh
         if e.shape != x.shape[:1]: raise ValueError(f"energy_fn must return one energy per sample, shape {tuple(x.shape[:1])}; got {tuple(e.shape)}")
         return torch.autograd.grad(e.sum(), x, create_graph=create_graph)[0]
 
-# %% ../nbs/00_theory.ipynb #a056490f
+# %% ../nbs/00_theory.ipynb #9fdbbb9f
 def energy_grad_norm(energy_fn,           # Maps a batch x to per-sample energies, shape (B,)
                      x:Tensor,            # Inputs, shape (B, ...)
                      create_graph=False,  # Keep the graph, for a loss on the norm (double backprop)
@@ -42,11 +42,13 @@ def energy_grad_norm(energy_fn,           # Maps a batch x to per-sample energie
     "Per-sample L2 norm of the energy's input gradient: minus the approximate mass (JEM Eq. 10, NG-EBM Eq. 12)."
     return energy_grad(energy_fn, x, create_graph).flatten(1).norm(dim=1)
 
-# %% ../nbs/00_theory.ipynb #21341586
+# %% ../nbs/00_theory.ipynb #70afc03c
 def sgld_step(x:Tensor,        # Current chain states, shape (B, ...)
               energy_fn,       # Maps a batch to per-sample energies, shape (B,)
               step_size=1.0,   # Multiplies the energy gradient
               noise_std=0.01,  # Standard deviation of the added Gaussian noise
-             ) -> Tensor:      # Next states, detached
+              create_graph=False, # Keep the graph through the step (to differentiate through SGLD, as attacks on JEM's refinement do)
+             ) -> Tensor:      # Next states; detached unless `create_graph`
     "One step of (relaxed) stochastic gradient Langevin dynamics descending the energy."
-    return (x - step_size * energy_grad(energy_fn, x) + noise_std * torch.randn_like(x)).detach()
+    x_next = x - step_size * energy_grad(energy_fn, x, create_graph) + noise_std * torch.randn_like(x)
+    return x_next if create_graph else x_next.detach()
