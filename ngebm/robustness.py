@@ -15,7 +15,7 @@ from torch import nn, Tensor
 import foolbox as fb
 import matplotlib.pyplot as plt
 from fastcore.basics import patch
-from .core import energy, energy_grad, sgld_step
+from .core import energy, sgld_step
 
 # %% ../nbs/08_robustness.ipynb #486cc391
 NORMS = ('linf', 'l2')
@@ -195,9 +195,7 @@ def refine(self:SGLDRefined,
     track = self.attack_through_refinement and x.requires_grad and torch.is_grad_enabled()
     if self.init_noise_std: x = x + self.init_noise_std * torch.randn_like(x)
     x_k = x
-    for _ in range(self.n_steps):
-        if track: x_k = x_k - self.step_size * energy_grad(self.energy, x_k, create_graph=True) + self.noise_std * torch.randn_like(x_k)
-        else: x_k = sgld_step(x_k, self.energy, self.step_size, self.noise_std)
+    for _ in range(self.n_steps): x_k = sgld_step(x_k, self.energy, self.step_size, self.noise_std, create_graph=track)
     if track or not x.requires_grad: return x_k
     return x + (x_k - x).detach()   # straight-through: value of x_k, gradient of the identity
 
