@@ -5,22 +5,26 @@
 # %% auto #0
 __all__ = ['PRESETS', 'EVALS', 'Preset', 'check_choice', 'train_config', 'grad_norms', 'training_cost', 'evaluate_model',
            'mean_se', 'fmt', 'report_markdown', 'first_eval', 'plot_reliabilities', 'plot_grad_norms',
-           'robustness_means', 'CompareConfig', 'compare', 'ood_report_from', 'ngebm_compare', 'ngebm_eval']
+           'robustness_means', 'jem_samples', 'extreme_images', 'plot_image_rows', 'CompareConfig', 'compare',
+           'ood_report_from', 'ngebm_compare', 'ngebm_eval']
 
-# %% ../nbs/09_experiments.ipynb #65037095
+# %% ../nbs/09_experiments.ipynb #c811bdae
 import hashlib, json, shutil
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np, torch, matplotlib.pyplot as plt
+from torch import nn
 from fastcore.script import call_parse, store_true
 from .core import energy, energy_grad_norm
 from .data import DataConfig, make_loaders, ood_loaders
 from .training import TrainConfig, ModelConfig, OptimConfig, SGLDConfig, METHODS, train, load_model, read_log
 from .calibration import collect_predictions, expected_calibration_error, max_calibration_error, plot_reliability, iter_batches
-from .ood import evaluate_ood, ood_report, plot_ood_histograms
+from .ood import evaluate_ood, ood_report, plot_ood_histograms, score_data
+from .sampling import sgld_sample
+from torchvision.utils import make_grid
 from .robustness import AttackConfig, select_correct, robustness_curve, plot_robustness
 
-# %% ../nbs/09_experiments.ipynb #70e60db9
+# %% ../nbs/09_experiments.ipynb #640d071d
 @dataclass(frozen=True)
 class Preset:
     "A dataset and every setting of the comparison that is not the method."
@@ -52,7 +56,7 @@ PRESETS = {
                        linf_eps=(2/255*2, 8/255*2), l2_eps=(0.5, 1.0)),
 }
 
-# %% ../nbs/09_experiments.ipynb #97a1f0cd
+# %% ../nbs/09_experiments.ipynb #fbbb620c
 def check_choice(value:str, valid, what:str) -> str:
     "`value` if it is one of `valid`, else an error listing them."
     if value not in valid: raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(valid)}")
@@ -73,13 +77,13 @@ def train_config(preset:Preset, # The comparison's settings
                        optim=OptimConfig(lr=p.lr, warmup_iters=p.warmup, decay_epochs=p.decay_epochs),
                        sgld=SGLDConfig(steps=p.sgld_steps, buffer_size=p.buffer_size))
 
-# %% ../nbs/09_experiments.ipynb #17e259dd
+# %% ../nbs/09_experiments.ipynb #c0112fe7
 def grad_norms(model, data, device=None) -> torch.Tensor:
     "||dE/dx||_2 of every input in `data` (a loader, tensor pair or tensor), as a CPU tensor."
     device = device or next(model.parameters()).device
     return torch.cat([energy_grad_norm(lambda x: energy(model(x)), x.to(device)).cpu() for x, _ in iter_batches(data, 256)])
 
-# %% ../nbs/09_experiments.ipynb #671f6653
+# %% ../nbs/09_experiments.ipynb #9c6ab1a2
 def training_cost(run:Path) -> dict:
     "Wall-clock training time of a run folder, from its log."
     recs = [r for r in read_log(run) if 'seconds' in r]
@@ -87,7 +91,7 @@ def training_cost(run:Path) -> dict:
     return dict(train_seconds=secs, seconds_per_epoch=secs / max(len(recs), 1),
                 images_per_sec=float(np.mean([r['images_per_sec'] for r in recs])) if recs else float('nan'))
 
-# %% ../nbs/09_experiments.ipynb #2ef098e4
+# %% ../nbs/09_experiments.ipynb #c2366ff3
 EVALS = ('calibration', 'ood', 'robustness', 'gradients')
 
 def evaluate_model(model,           # Trained classifier, in eval mode
@@ -122,7 +126,7 @@ def evaluate_model(model,           # Trained classifier, in eval mode
         raw['grad_norms'] = g.tolist()
     return dict(**res, raw=raw)
 
-# %% ../nbs/09_experiments.ipynb #38ca1b70
+# %% ../nbs/09_experiments.ipynb #36f7eb60
 def mean_se(values) -> tuple:
     "Mean and standard error of the mean (nan with a single value)."
     v = np.asarray(values, dtype=np.float64)
@@ -133,7 +137,7 @@ def fmt(values, scale=1.0, digits=1) -> str:
     m, s = mean_se(np.asarray(values) * scale)
     return f"{m:.{digits}f}" + ('' if np.isnan(s) else f" ± {s:.{digits}f}")
 
-# %% ../nbs/09_experiments.ipynb #afb2d8f7
+# %% ../nbs/09_experiments.ipynb #c9ed3ea8
 def _row(cells): return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |\n'
 def _table(header, rows): return _row(header) + _row(['---'] * len(header)) + ''.join(_row(r) for r in rows)
 
@@ -164,7 +168,7 @@ def report_markdown(evals:dict, # {method: [evaluate_model result per seed]}
 
 def first_eval(evals): return next(iter(evals.values()))[0]
 
-# %% ../nbs/09_experiments.ipynb #525a597c
+# %% ../nbs/09_experiments.ipynb #20d60fd4
 def plot_reliabilities(evals:dict, n_bins=20):
     "Reliability diagram of each method's first model."
     fig, axs = plt.subplots(1, len(evals), figsize=(4 * len(evals), 4), squeeze=False)
@@ -190,7 +194,31 @@ def robustness_means(evals:dict) -> dict:
                   for n, curve in ev[0]['robustness'].items()}
     return out
 
-# %% ../nbs/09_experiments.ipynb #2652ec48
+# %% ../nbs/09_experiments.ipynb #e5208e91
+def jem_samples(model, shape, n_classes, n_per_class=8, n_steps=100, step_size=1.0, noise_std=0.01, seed=0) -> tuple:
+    "Unconditional and class-conditional SGLD samples from uniform noise: (x (n_per_class, ...), x (n_classes * n_per_class, ...))."
+    g, dev = torch.Generator().manual_seed(seed), next(model.parameters()).device
+    noise = lambda n: (torch.rand(n, *shape, generator=g) * 2 - 1).to(dev)
+    y = torch.arange(n_classes, device=dev).repeat_interleave(n_per_class)
+    run = lambda x0, y=None: sgld_sample(model, x0, n_steps, step_size, noise_std, clamp=(-1, 1), y=y).cpu()
+    return run(noise(n_per_class)), run(noise(len(y)), y)
+
+def extreme_images(model, data, score='log p(x)', k=8) -> tuple:
+    "The k inputs of `data` with the highest and the k with the lowest `score`: (top (k, ...), bottom (k, ...))."
+    x = torch.cat([xb for xb, _ in iter_batches(data, 256)])
+    order = score_data(model, x, (score,))[score].argsort(descending=True)
+    return x[order[:k]], x[order[-k:]]
+
+def plot_image_rows(rows:dict, # {row title: images (n, C, H, W) in [-1, 1]}
+                   ):
+    "One row of images per entry, titled on the left."
+    fig, axs = plt.subplots(len(rows), 1, figsize=(1.2 * max(len(v) for v in rows.values()), 1.3 * len(rows)), squeeze=False)
+    for ax, (title, x) in zip(axs[:, 0], rows.items()):
+        grid = make_grid((x.float().clamp(-1, 1) + 1) / 2, nrow=len(x), padding=1, pad_value=1)
+        ax.imshow(grid.permute(1, 2, 0).numpy(), cmap='gray'); ax.set_xticks([]); ax.set_yticks([]); ax.set_ylabel(title, rotation=0, ha='right', va='center')
+    fig.tight_layout(); return fig
+
+# %% ../nbs/09_experiments.ipynb #2220ef17
 @dataclass
 class CompareConfig:
     "What to compare: a preset, the methods, and the overrides of the preset."
@@ -212,7 +240,7 @@ class CompareConfig:
         p = PRESETS[self.preset]
         return replace(p, seeds=self.seeds or p.seeds, epochs=self.epochs or p.epochs)
 
-# %% ../nbs/09_experiments.ipynb #014c1d6f
+# %% ../nbs/09_experiments.ipynb #ecad0ed3
 _MAY_DIFFER = ('root', 'download')
 
 def _claim_folder(out:Path, cc:CompareConfig):
@@ -226,7 +254,7 @@ def _claim_folder(out:Path, cc:CompareConfig):
                                   "refusing to overwrite it: choose another output folder")
     p.write_text(json.dumps(new, indent=1))
 
-# %% ../nbs/09_experiments.ipynb #1dd9ec7d
+# %% ../nbs/09_experiments.ipynb #1452fd69
 def _attack_set(models:list, test, n:int):
     "The test images every model classifies correctly, `n` of them in a fixed random order."
     x, y = map(torch.cat, zip(*[(xb, yb) for xb, yb in test]))
@@ -243,7 +271,7 @@ def _cached_eval(run:Path, key:dict, fn) -> dict:
     tmp = p.with_suffix('.tmp'); tmp.write_text(json.dumps(dict(key=key, result=res))); tmp.replace(p)
     return res
 
-# %% ../nbs/09_experiments.ipynb #be2c2cd9
+# %% ../nbs/09_experiments.ipynb #805656df
 def compare(cc:CompareConfig,   # What to compare
             out,                # Output folder
             device=None,        # None: CUDA when present
@@ -270,12 +298,13 @@ def compare(cc:CompareConfig,   # What to compare
         results[m].append(_cached_eval(r, key, lambda: evaluate_model(model, loaders.test, ood, attack, p.linf_eps, p.l2_eps, evals)))
         costs[m].append(training_cost(r))
     report = report_markdown(results, costs)
-    _write_outputs(out, cc, p, results, costs, report, runs)
+    jem = models.get(('jem', runs['jem'][0])) if 'jem' in runs else None
+    _write_outputs(out, cc, p, results, costs, report, runs, loaders, jem)
     return dict(evals=results, costs=costs, report=report)
 
-# %% ../nbs/09_experiments.ipynb #87092102
-def _write_outputs(out:Path, cc, p, evals, costs, report, runs):
-    "results.json without the raw arrays, report.md, and the figures."
+# %% ../nbs/09_experiments.ipynb #5876c355
+def _write_outputs(out:Path, cc, p, evals, costs, report, runs, loaders, jem=None):
+    "results.json without the raw arrays, report.md, and the figures (with samples and extremes of `jem`, a JEM model, if given)."
     figs = out/'figures'; figs.mkdir(exist_ok=True)
     strip = lambda e: {k: v for k, v in e.items() if k != 'raw'}
     (out/'results.json').write_text(json.dumps(dict(config=asdict(cc), preset=asdict(p),
@@ -289,12 +318,19 @@ def _write_outputs(out:Path, cc, p, evals, costs, report, runs):
     if 'robustness' in first_eval(evals):
         fig = plot_robustness(robustness_means(evals)); fig.savefig(figs/'robustness.png', dpi=100, bbox_inches='tight'); plt.close(fig)
     if 'jem' in runs and (grids := sorted((runs['jem'][0]/'samples').glob('*.png'))): shutil.copy(grids[-1], figs/'jem_samples.png')
+    if jem is not None:
+        uncond, cond = jem_samples(jem, loaders.shape, loaders.n_classes)
+        n = len(uncond)
+        rows = {'E(x)': uncond, **{f'E(x, y={c})': cond[c * n:(c + 1) * n] for c in range(loaders.n_classes)}}
+        fig = plot_image_rows(rows); fig.savefig(figs/'jem_sgld_samples.png', dpi=80, bbox_inches='tight'); plt.close(fig)
+        ext = {f'{w} {s}': x for s in ('log p(x)', 'max p(y|x)') for w, x in zip(('highest', 'lowest'), extreme_images(jem, loaders.test, s))}
+        fig = plot_image_rows(ext); fig.savefig(figs/'jem_extremes.png', dpi=80, bbox_inches='tight'); plt.close(fig)
 
 def ood_report_from(ev:dict):
     "The OOD report of one model's cached evaluation."
     return ood_report({k: {s: torch.tensor(v, dtype=torch.float64) for s, v in d.items()} for k, d in ev['raw']['ood_scores'].items()})
 
-# %% ../nbs/09_experiments.ipynb #3816f5d3
+# %% ../nbs/09_experiments.ipynb #dd2199ad
 @call_parse
 def ngebm_compare(preset:str='digits',          # 'digits' (built in, CPU, minutes), 'smoke' (seconds), 'cifar10', 'cifar100' (GPU, days)
                   methods:str='ce,jem,ngebm',  # Comma-separated methods
@@ -313,7 +349,7 @@ def ngebm_compare(preset:str='digits',          # 'digits' (built in, CPU, minut
     res = compare(cc, out, device, progress=not quiet)
     print(f"\n{res['report']}\nWritten to {out}: report.md, results.json, figures/")
 
-# %% ../nbs/09_experiments.ipynb #e5edeafb
+# %% ../nbs/09_experiments.ipynb #dc2d1a25
 def _default_ood(dataset:str) -> tuple:
     return next((p.ood_sets for p in PRESETS.values() if p.dataset == dataset), ('interp', 'uniform', 'constant'))
 
