@@ -6,9 +6,9 @@
 __all__ = ['PRESETS', 'EVALS', 'Preset', 'check_choice', 'train_config', 'grad_norms', 'training_cost', 'evaluate_model',
            'mean_se', 'fmt', 'report_markdown', 'first_eval', 'plot_reliabilities', 'plot_grad_norms',
            'robustness_means', 'jem_samples', 'extreme_images', 'plot_image_rows', 'CompareConfig', 'compare',
-           'ood_report_from', 'ngebm_compare', 'ngebm_eval']
+           'ood_report_from', 'ngebm_compare', 'evaluate_run', 'ngebm_eval']
 
-# %% ../nbs/09_experiments.ipynb #c811bdae
+# %% ../nbs/09_experiments.ipynb #e8ded038
 import hashlib, json, shutil
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -24,7 +24,7 @@ from .sampling import sgld_sample
 from torchvision.utils import make_grid
 from .robustness import AttackConfig, select_correct, robustness_curve, plot_robustness
 
-# %% ../nbs/09_experiments.ipynb #640d071d
+# %% ../nbs/09_experiments.ipynb #05e11da5
 @dataclass(frozen=True)
 class Preset:
     "A dataset and every setting of the comparison that is not the method."
@@ -56,7 +56,7 @@ PRESETS = {
                        linf_eps=(2/255*2, 8/255*2), l2_eps=(0.5, 1.0)),
 }
 
-# %% ../nbs/09_experiments.ipynb #fbbb620c
+# %% ../nbs/09_experiments.ipynb #c8e64507
 def check_choice(value:str, valid, what:str) -> str:
     "`value` if it is one of `valid`, else an error listing them."
     if value not in valid: raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(valid)}")
@@ -77,13 +77,13 @@ def train_config(preset:Preset, # The comparison's settings
                        optim=OptimConfig(lr=p.lr, warmup_iters=p.warmup, decay_epochs=p.decay_epochs),
                        sgld=SGLDConfig(steps=p.sgld_steps, buffer_size=p.buffer_size))
 
-# %% ../nbs/09_experiments.ipynb #c0112fe7
+# %% ../nbs/09_experiments.ipynb #73b4b791
 def grad_norms(model, data, device=None) -> torch.Tensor:
     "||dE/dx||_2 of every input in `data` (a loader, tensor pair or tensor), as a CPU tensor."
     device = device or next(model.parameters()).device
     return torch.cat([energy_grad_norm(lambda x: energy(model(x)), x.to(device)).cpu() for x, _ in iter_batches(data, 256)])
 
-# %% ../nbs/09_experiments.ipynb #9c6ab1a2
+# %% ../nbs/09_experiments.ipynb #a8f9a5c5
 def training_cost(run:Path) -> dict:
     "Wall-clock training time of a run folder, from its log."
     recs = [r for r in read_log(run) if 'seconds' in r]
@@ -91,7 +91,7 @@ def training_cost(run:Path) -> dict:
     return dict(train_seconds=secs, seconds_per_epoch=secs / max(len(recs), 1),
                 images_per_sec=float(np.mean([r['images_per_sec'] for r in recs])) if recs else float('nan'))
 
-# %% ../nbs/09_experiments.ipynb #c2366ff3
+# %% ../nbs/09_experiments.ipynb #9c506826
 EVALS = ('calibration', 'ood', 'robustness', 'gradients')
 
 def evaluate_model(model,           # Trained classifier, in eval mode
@@ -126,7 +126,7 @@ def evaluate_model(model,           # Trained classifier, in eval mode
         raw['grad_norms'] = g.tolist()
     return dict(**res, raw=raw)
 
-# %% ../nbs/09_experiments.ipynb #36f7eb60
+# %% ../nbs/09_experiments.ipynb #c0e6879b
 def mean_se(values) -> tuple:
     "Mean and standard error of the mean (nan with a single value)."
     v = np.asarray(values, dtype=np.float64)
@@ -137,7 +137,7 @@ def fmt(values, scale=1.0, digits=1) -> str:
     m, s = mean_se(np.asarray(values) * scale)
     return f"{m:.{digits}f}" + ('' if np.isnan(s) else f" ± {s:.{digits}f}")
 
-# %% ../nbs/09_experiments.ipynb #c9ed3ea8
+# %% ../nbs/09_experiments.ipynb #2a46666f
 def _row(cells): return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |\n'
 def _table(header, rows): return _row(header) + _row(['---'] * len(header)) + ''.join(_row(r) for r in rows)
 
@@ -168,7 +168,7 @@ def report_markdown(evals:dict, # {method: [evaluate_model result per seed]}
 
 def first_eval(evals): return next(iter(evals.values()))[0]
 
-# %% ../nbs/09_experiments.ipynb #20d60fd4
+# %% ../nbs/09_experiments.ipynb #89d68c30
 def plot_reliabilities(evals:dict, n_bins=20):
     "Reliability diagram of each method's first model."
     fig, axs = plt.subplots(1, len(evals), figsize=(4 * len(evals), 4), squeeze=False)
@@ -194,7 +194,7 @@ def robustness_means(evals:dict) -> dict:
                   for n, curve in ev[0]['robustness'].items()}
     return out
 
-# %% ../nbs/09_experiments.ipynb #e5208e91
+# %% ../nbs/09_experiments.ipynb #0783706e
 def jem_samples(model, shape, n_classes, n_per_class=8, n_steps=100, step_size=1.0, noise_std=0.01, seed=0) -> tuple:
     "Unconditional and class-conditional SGLD samples from uniform noise: (x (n_per_class, ...), x (n_classes * n_per_class, ...))."
     g, dev = torch.Generator().manual_seed(seed), next(model.parameters()).device
@@ -218,7 +218,7 @@ def plot_image_rows(rows:dict, # {row title: images (n, C, H, W) in [-1, 1]}
         ax.imshow(grid.permute(1, 2, 0).numpy(), cmap='gray'); ax.set_xticks([]); ax.set_yticks([]); ax.set_ylabel(title, rotation=0, ha='right', va='center')
     fig.tight_layout(); return fig
 
-# %% ../nbs/09_experiments.ipynb #2220ef17
+# %% ../nbs/09_experiments.ipynb #d5c7bd8a
 @dataclass
 class CompareConfig:
     "What to compare: a preset, the methods, and the overrides of the preset."
@@ -240,7 +240,7 @@ class CompareConfig:
         p = PRESETS[self.preset]
         return replace(p, seeds=self.seeds or p.seeds, epochs=self.epochs or p.epochs)
 
-# %% ../nbs/09_experiments.ipynb #ecad0ed3
+# %% ../nbs/09_experiments.ipynb #cdf2a472
 _MAY_DIFFER = ('root', 'download')
 
 def _claim_folder(out:Path, cc:CompareConfig):
@@ -254,7 +254,7 @@ def _claim_folder(out:Path, cc:CompareConfig):
                                   "refusing to overwrite it: choose another output folder")
     p.write_text(json.dumps(new, indent=1))
 
-# %% ../nbs/09_experiments.ipynb #1452fd69
+# %% ../nbs/09_experiments.ipynb #94ae4bfc
 def _attack_set(models:list, test, n:int):
     "The test images every model classifies correctly, `n` of them in a fixed random order."
     x, y = map(torch.cat, zip(*[(xb, yb) for xb, yb in test]))
@@ -271,7 +271,7 @@ def _cached_eval(run:Path, key:dict, fn) -> dict:
     tmp = p.with_suffix('.tmp'); tmp.write_text(json.dumps(dict(key=key, result=res))); tmp.replace(p)
     return res
 
-# %% ../nbs/09_experiments.ipynb #805656df
+# %% ../nbs/09_experiments.ipynb #1724cdd0
 def compare(cc:CompareConfig,   # What to compare
             out,                # Output folder
             device=None,        # None: CUDA when present
@@ -302,7 +302,7 @@ def compare(cc:CompareConfig,   # What to compare
     _write_outputs(out, cc, p, results, costs, report, runs, loaders, jem)
     return dict(evals=results, costs=costs, report=report)
 
-# %% ../nbs/09_experiments.ipynb #5876c355
+# %% ../nbs/09_experiments.ipynb #1b15e26c
 def _write_outputs(out:Path, cc, p, evals, costs, report, runs, loaders, jem=None):
     "results.json without the raw arrays, report.md, and the figures (with samples and extremes of `jem`, a JEM model, if given)."
     figs = out/'figures'; figs.mkdir(exist_ok=True)
@@ -330,7 +330,7 @@ def ood_report_from(ev:dict):
     "The OOD report of one model's cached evaluation."
     return ood_report({k: {s: torch.tensor(v, dtype=torch.float64) for s, v in d.items()} for k, d in ev['raw']['ood_scores'].items()})
 
-# %% ../nbs/09_experiments.ipynb #dd2199ad
+# %% ../nbs/09_experiments.ipynb #a8cf1329
 @call_parse
 def ngebm_compare(preset:str='digits',          # 'digits' (built in, CPU, minutes), 'smoke' (seconds), 'cifar10', 'cifar100' (GPU, days)
                   methods:str='ce,jem,ngebm',  # Comma-separated methods
@@ -349,19 +349,18 @@ def ngebm_compare(preset:str='digits',          # 'digits' (built in, CPU, minut
     res = compare(cc, out, device, progress=not quiet)
     print(f"\n{res['report']}\nWritten to {out}: report.md, results.json, figures/")
 
-# %% ../nbs/09_experiments.ipynb #dc2d1a25
+# %% ../nbs/09_experiments.ipynb #f12eaf03
 def _default_ood(dataset:str) -> tuple:
     return next((p.ood_sets for p in PRESETS.values() if p.dataset == dataset), ('interp', 'uniform', 'constant'))
 
-@call_parse
-def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a checkpoint file (best.pt, last.pt) inside one
-               out:str=None,              # Where to write eval.json and the plots; default RUN/eval
-               evals:str=','.join(EVALS), # Comma-separated, from calibration, ood, robustness, gradients (accuracy always)
-               ood_sets:str=None,         # Comma-separated OOD sets; default: the papers' for the run's dataset
-               n_attack:int=300,          # Correctly classified test images to attack
-               root:str='data', download:store_true=False,
-               device:str=None,
-              ) -> dict:
+def evaluate_run(run:str,                   # Run folder of ngebm_train, or a checkpoint file (best.pt, last.pt) inside one
+                 out:str=None,              # Where to write eval.json and the plots; default RUN/eval
+                 evals:str=','.join(EVALS), # Comma-separated, from calibration, ood, robustness, gradients (accuracy always)
+                 ood_sets:str=None,         # Comma-separated OOD sets; default: the papers' for the run's dataset
+                 n_attack:int=300,          # Correctly classified test images to attack
+                 root:str='data', download:bool=False,
+                 device:str=None,
+                ) -> dict:                  # The `evaluate_model` result
     "Evaluate one trained model; writes eval.json with every figure of merit, and the plots."
     run = Path(run)
     run, which = (run.parent, run.stem) if run.suffix == '.pt' else (run, 'best')
@@ -382,5 +381,17 @@ def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a chec
             'ood': (lambda e: plot_ood_histograms(ood_report_from(res)), 'ood')}
     for name, (plot, needs) in figs.items():
         if needs in evals: fig = plot({which: [res]}); fig.savefig(out/f'{name}.png', dpi=100, bbox_inches='tight'); plt.close(fig)
-    print(json.dumps({k: v for k, v in res.items() if k not in ('raw', 'ood')}, indent=1))
     return res
+
+@call_parse
+def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a checkpoint file (best.pt, last.pt) inside one
+               out:str=None,              # Where to write eval.json and the plots; default RUN/eval
+               evals:str=','.join(EVALS), # Comma-separated, from calibration, ood, robustness, gradients (accuracy always)
+               ood_sets:str=None,         # Comma-separated OOD sets; default: the papers' for the run's dataset
+               n_attack:int=300,          # Correctly classified test images to attack
+               root:str='data', download:store_true=False,
+               device:str=None,
+              ):
+    "Evaluate one trained model; writes eval.json with every figure of merit, and the plots, and prints the figures of merit."
+    res = evaluate_run(run, out, evals, ood_sets, n_attack, root, download, device)
+    print(json.dumps({k: v for k, v in res.items() if k != 'raw'}, indent=1))
