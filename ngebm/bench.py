@@ -75,4 +75,3 @@ def ngebm_bench(methods:str='ce,ngebm,jem', # Comma-separated methods
     print(json.dumps(dict(config=dict(depth=depth, width=width, batch_size=batch_size, shape=[channels, size, size], sgld_steps=sgld_steps,
                                       device=device or ('cuda' if torch.cuda.is_available() else 'cpu'), bf16=bf16, channels_last=channels_last),
                           results=res), indent=1))
-    return res
