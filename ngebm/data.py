@@ -10,7 +10,6 @@ __all__ = ['DIGITS_TEST_SIZE', 'DATASETS', 'OOD_SYNTHETIC', 'OOD_SETS', 'IMAGE_S
            'ood_loaders']
 
 # %% ../nbs/01_data.ipynb #e4ac7890
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional

@@ -13,7 +13,6 @@ import hashlib, json, shutil
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np, torch, matplotlib.pyplot as plt
-from torch import nn
 from fastcore.script import call_parse, store_true
 from .core import energy, energy_grad_norm
 from .data import DataConfig, make_loaders, ood_loaders
@@ -350,9 +349,6 @@ def ngebm_compare(preset:str='digits',          # 'digits' (built in, CPU, minut
     print(f"\n{res['report']}\nWritten to {out}: report.md, results.json, figures/")
 
 # %% ../nbs/09_experiments.ipynb #f12eaf03
-def _default_ood(dataset:str) -> tuple:
-    return next((p.ood_sets for p in PRESETS.values() if p.dataset == dataset), ('interp', 'uniform', 'constant'))
-
 def evaluate_run(run:str,                   # Run folder of ngebm_train, or a checkpoint file (best.pt, last.pt) inside one
                  out:str=None,              # Where to write eval.json and the plots; default RUN/eval
                  evals:str=','.join(EVALS), # Comma-separated, from calibration, ood, robustness, gradients (accuracy always)
@@ -370,8 +366,8 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
     data_cfg = replace(cfg.data, root=root, download=download)
     test = make_loaders(data_cfg).test
     evals = tuple(e.strip() for e in evals.split(',') if e.strip())
-    p = next((p for p in PRESETS.values() if p.dataset == cfg.data.dataset), PRESETS['digits'])
-    ood = ood_loaders(tuple(ood_sets.split(',')) if ood_sets else _default_ood(cfg.data.dataset), data_cfg) if 'ood' in evals else None
+    p = next((p for p in PRESETS.values() if p.dataset == cfg.data.dataset), PRESETS['digits'])  # its OOD sets and budgets; else the synthetic sets
+    ood = ood_loaders(tuple(ood_sets.split(',')) if ood_sets else p.ood_sets, data_cfg) if 'ood' in evals else None
     attack = _attack_set([model], test, n_attack)[:2] if 'robustness' in evals else None
     res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals)
     out = Path(out or run/'eval'); out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ __all__ = ['ce_loss', 'JEMConfig', 'jem_loss', 'NGEBMConfig', 'ngebm_loss']
 from dataclasses import dataclass
 import torch, torch.nn.functional as F
 from torch import Tensor, nn
-from .core import energy, class_energy, energy_grad, energy_grad_norm
+from .core import energy, class_energy, energy_grad_norm
 
 # %% ../nbs/04_losses.ipynb #ebea4987
 def _check(logits:Tensor, y:Tensor):

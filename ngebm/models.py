@@ -7,12 +7,11 @@ __all__ = ['make_norm', 'make_conv', 'WideBlock', 'WideResNet', 'wrn_num_params'
            'p_y_given_x', 'jem_to_ngebm_state_dict', 'load_jem_checkpoint']
 
 # %% ../nbs/02_models.ipynb #a31c1297
-import math
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from pathlib import Path
-from .core import energy, class_energy, energy_grad, energy_grad_norm
+from .core import energy, class_energy
 
 # %% ../nbs/02_models.ipynb #52d17246
 _NORMS = (None, 'batch', 'instance', 'layer', 'spectral')

@@ -10,7 +10,7 @@ __all__ = ['langevin_params', 'sgld_temperature', 'eval_mode', 'sgld_sample', 'U
 import math
 import torch
 from torch import nn, Tensor
-from .core import energy, sgld_step
+from .core import sgld_step
 from .models import model_energy_fn
 
 # %% ../nbs/03_sampling.ipynb #93b12fb0

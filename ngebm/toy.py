@@ -9,11 +9,11 @@ __all__ = ['TOY_DATASETS', 'TOY_METHODS', 'toy_data', 'toy_mlp', 'ToyConfig', 'u
 
 # %% ../nbs/00a_toy.ipynb #9a452168
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from fastcore.script import call_parse
-from .core import energy, class_energy, energy_grad, energy_grad_norm, sgld_step
+from .core import energy, energy_grad_norm, sgld_step
 
 # %% ../nbs/00a_toy.ipynb #0ac549f6
 TOY_DATASETS = ('rings', 'moons')

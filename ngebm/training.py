@@ -8,14 +8,13 @@ __all__ = ['METHODS', 'ModelConfig', 'OptimConfig', 'SGLDConfig', 'GuardConfig',
            'evaluate', 'train', 'read_log', 'load_model', 'ngebm_train']
 
 # %% ../nbs/05_training.ipynb #435c6176
-import json, math, os, random, time, dataclasses
+import json, math, os, random, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, torch
 from torch import Tensor, nn
 from fastcore.script import call_parse, store_true
 from fastprogress.fastprogress import master_bar, progress_bar
-from .core import energy
 from .data import DataConfig, make_loaders
 from .models import WideResNet
 from .sampling import ReplayBuffer, sample_q
