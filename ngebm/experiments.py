@@ -14,7 +14,6 @@ from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np, torch, matplotlib.pyplot as plt
 from fastcore.script import call_parse, store_true
-from .core import energy, energy_grad_norm
 from .data import DataConfig, make_loaders, ood_loaders
 from .training import TrainConfig, ModelConfig, OptimConfig, SGLDConfig, METHODS, train, load_model, read_log
 from .calibration import collect_predictions, expected_calibration_error, max_calibration_error, plot_reliability, iter_batches
@@ -77,10 +76,9 @@ def train_config(preset:Preset, # The comparison's settings
                        sgld=SGLDConfig(steps=p.sgld_steps, buffer_size=p.buffer_size))
 
 # %% ../nbs/09_experiments.ipynb #73b4b791
-def grad_norms(model, data, device=None) -> torch.Tensor:
-    "||dE/dx||_2 of every input in `data` (a loader, tensor pair or tensor), as a CPU tensor."
-    device = device or next(model.parameters()).device
-    return torch.cat([energy_grad_norm(lambda x: energy(model(x)), x.to(device)).cpu() for x, _ in iter_batches(data, 256)])
+def grad_norms(model, data) -> torch.Tensor:
+    "||dE/dx||_2 of every input in `data` (a loader, tensor pair or tensor): minus its approximate-mass score, on the CPU."
+    return -score_data(model, data, ('approx. mass',))['approx. mass']
 
 # %% ../nbs/09_experiments.ipynb #a8f9a5c5
 def training_cost(run:Path) -> dict:
