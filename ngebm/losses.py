@@ -47,12 +47,13 @@ def jem_loss(logits:Tensor,               # Logits of the data batch, (B, K)
              cfg:JEMConfig=JEMConfig(),   # Weights
              logits_sample_y:Tensor=None, # Logits of class-conditional samples x'_y (only when cfg.p_x_y > 0)
              y_sample:Tensor=None,        # The classes those samples were drawn for
+             logits_px:Tensor=None,       # Logits of the p(x) batch when it is not the labelled batch (semi-supervised); default `logits`
             ) -> tuple:                   # (total, parts) with 'ce', 'cd', 'cd_xy', 'l2', 'e_data', 'e_sample', 'acc'
     "JEM objective: weighted cross-entropy + contrastive-divergence surrogates + optional L2 on energies."
     _check(logits, y)
     if logits_sample.ndim != 2 or logits_sample.shape[1] != logits.shape[1]: raise ValueError(f"logits_sample must have shape (B', {logits.shape[1]}); got {tuple(logits_sample.shape)}")
     ce = F.cross_entropy(logits, y)
-    e_data, e_sample = energy(logits), energy(logits_sample)
+    e_data, e_sample = energy(logits if logits_px is None else logits_px), energy(logits_sample)
     cd = e_data.mean() - e_sample.mean()
     l2 = (e_data ** 2).mean() + (e_sample ** 2).mean()
     total = cfg.p_y_given_x * ce + cfg.p_x * cd + cfg.l2 * l2
