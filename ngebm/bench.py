@@ -166,6 +166,7 @@ def bench(preset:str='digits',     # A key of ngebm.experiments.PRESETS: model, 
     res = {m: _summary(m, times[m], ratios[m], mems[m], flops, batch, steps, g, utilisation, p.dataset.startswith('cifar')) for m in methods}
     cfg = dict(preset=preset, model=f'WRN-{p.depth}-{p.width}', batch_size=batch, shape=list(dataset_info(p.dataset).shape),
                device=str(run.torch_device), bf16=run.bf16, channels_last=run.channels_last, warmup=warmup, rounds=rounds,
+               rounds_done=min(map(len, times.values())),
                counted=list(counted) if counted else None, epochs=p.epochs, steps_per_epoch=steps // p.epochs,
                gpu=g.name, gpu_peak_tflops=g.peak_flops / 1e12, gpu_precision=g.precision, utilisation=utilisation)
     out = dict(config=cfg, results=res, interrupted=interrupted)
@@ -186,7 +187,8 @@ def bench_table(b:dict) -> str:
             + [_f(r['flops_per_step'] and r['flops_per_step'] / 1e9, '.5g'), _f(r['flop_ratio_to_ce'], '.2f'), _f(r['gpu_hours']), _f(r['rtx3090_hours'])]
             + ([_f(r['paper_rtx3090_hours'], 'g'), _f(r['paper_rtx3090_utilisation'], '.0%')] if paper else []) for m, r in res.items()]
     table = '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)] + ['| ' + ' | '.join(r) + ' |' for r in rows])
-    note = ((f"Seconds: {c['device']}{', bf16' if c['bf16'] else ''}, median of {c['rounds']} interleaved rounds; x ce: median of per-round ratios. "
+    of = '' if c['rounds_done'] == c['rounds'] else f" of {c['rounds']}"
+    note = ((f"Seconds: {c['device']}{', bf16' if c['bf16'] else ''}, median of {c['rounds_done']}{of} interleaved rounds; x ce: median of per-round ratios. "
              if c['rounds'] else "Not timed (rounds=0). ")
             + f"Hours per model: {c['epochs']} epochs x {c['steps_per_epoch']} steps of {c['model']} at batch {c['batch_size']}, at "
             + f"{c['utilisation']:.0%} of peak ({c['gpu']} {c['gpu_peak_tflops']:.4g} TFLOP/s {c['gpu_precision']}; RTX 3090 {GPUS['RTX3090'].peak_flops / 1e12:.3g} TFLOP/s fp32).")
