@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['check_confidences', 'CalibrationBins', 'calibration_bins', 'expected_calibration_error', 'max_calibration_error',
-           'model_device', 'evaluating', 'iter_batches', 'Predictions', 'collect_predictions', 'plot_reliability']
+           'model_device', 'evaluating', 'iter_batches', 'Predictions', 'check_inputs', 'collect_predictions',
+           'plot_reliability']
 
 # %% ../nbs/06_calibration.ipynb #59b537f6
 from contextlib import contextmanager
@@ -125,6 +126,18 @@ class Predictions(NamedTuple):
     @property
     def accuracy(self) -> float: return self.correct.double().mean().item()
 
+def check_inputs(x:Tensor, # A batch of inputs; 4-D (B, C, H, W) batches are images
+                 y:Tensor, # Its labels
+                 tol:float=0.5, # Images may exceed [-1, 1] by this much (test-time Gaussian noise)
+                ):
+    "Refuse what would otherwise be silently wrong: labels that are not integers, images not on the package's [-1, 1] scale."
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices; got dtype {y.dtype} (convert whole-number labels with y.long())")
+    if x.ndim == 4 and not x.is_floating_point():
+        raise ValueError(f"images must be floats in [-1, 1]; got dtype {x.dtype} (map 0..255 pixels with x / 127.5 - 1)")
+    if x.ndim == 4 and x.numel() and (x.min() < -1 - tol or x.max() > 1 + tol):
+        raise ValueError(f"images must lie in [-1, 1]; got values in [{x.min().item():.3g}, {x.max().item():.3g}] (map 0..255 pixels with x / 127.5 - 1)")
+
 def collect_predictions(model:nn.Module, # Any network x -> logits (B, K)
                         data, # Labelled data: DataLoader of (x, y), or a tuple (x, y)
                         batch_size:int=256, # Batch size when `data` is a tuple of tensors
@@ -136,7 +149,11 @@ def collect_predictions(model:nn.Module, # Any network x -> logits (B, K)
     with evaluating(model), torch.no_grad():
         for x, y in iter_batches(data, batch_size):
             if y is None: raise ValueError("`data` has no labels: pass a DataLoader of (x, y) or a tuple (x, y)")
-            c, p = model(x.to(device)).double().softmax(-1).max(-1)
+            check_inputs(x, y)
+            logits = model(x.to(device))
+            if len(y) and (y.min() < 0 or y.max() >= logits.shape[-1]):
+                raise ValueError(f"labels must be class indices in [0, {logits.shape[-1]}); got values in [{y.min().item()}, {y.max().item()}]")
+            c, p = logits.double().softmax(-1).max(-1)
             conf.append(c.cpu()); pred.append(p.cpu()); label.append(y.cpu().long())
     return Predictions(torch.cat(conf), torch.cat(pred), torch.cat(label))
 
