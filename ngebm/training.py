@@ -480,8 +480,10 @@ def atomic_write(path:Path,   # Destination
         tmp.unlink(missing_ok=True)
         if not isinstance(e, (OSError, RuntimeError)): raise
         free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.exists() else float('nan')
-        raise OSError(getattr(e, 'errno', None) or errno.EIO, f"could not write {path} ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
-                      f"{free:.0f} MiB free on its disk; the previous {path.name}, if any, is intact") from e
+        why = getattr(e, 'strerror', None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+        err = OSError(f"could not write {path}: {why} ({free:.0f} MiB free on its disk); the previous {path.name}, if any, is intact")
+        err.errno = getattr(e, 'errno', None) or errno.EIO
+        raise err from e
     return path
 
 def write_text_atomic(path:Path, text:str) -> Path:
@@ -692,7 +694,10 @@ def load_model(out:str|Path,      # Run folder
     st, m = load_checkpoint(path, device)['model'], cfg.model
     model = WideResNet(m.depth, m.widen_factor, st['head.weight'].shape[0], st['stem.weight'].shape[1], norm=m.norm, dropout=m.dropout)
     try: model.load_state_dict(st)
-    except RuntimeError as e: raise RuntimeError(f"{path} does not fit the architecture in {Path(out)/'config.json'} (WRN-{m.depth}-{m.widen_factor}, norm {m.norm}): {str(e).splitlines()[0]}") from None
+    except RuntimeError as e:
+        first = next((l.strip().rstrip('.') for l in str(e).splitlines()[1:] if l.strip()), str(e).splitlines()[0])   # torch lists every mismatch; name one
+        raise RuntimeError(f"{path} does not fit the architecture in {Path(out)/'config.json'} (WRN-{m.depth}-{m.widen_factor}, norm {m.norm}): "
+                           f"{first}; the checkpoint was trained with another depth, width or norm") from None
     return model.to(device).eval()
 
 # %% ../nbs/05_training.ipynb #8fad3422
