@@ -286,11 +286,11 @@ def compare(cc:CompareConfig,   # What to compare
     *attack, akey = _attack_set(attacked, loaders.test, p.n_attack) if 'robustness' in evals else (None, None, None)
     results, costs = {m: [] for m in cc.methods}, {m: [] for m in cc.methods}
     for i, (m, s, r) in enumerate(todo, 1):
-        key = _eval_key(r, attack=akey, linf=p.linf_eps, l2=p.l2_eps, ood=p.ood_sets, evals=evals)
+        key = _eval_key(r, attack=akey, linf=p.linf_eps, l2=p.l2_eps, pgd_steps=p.pgd_steps, ood=p.ood_sets, evals=evals)
         if (res := _cached_eval(r, key)) is not None: say(f"[{i}/{len(todo)}] {m}, seed {s}: evaluation done, skipped")
         else:
             say(f"[{i}/{len(todo)}] evaluating {m}, seed {s}")
-            res = evaluate_model(models[m, r], loaders.test, ood, attack, p.linf_eps, p.l2_eps, evals, classifier=classifier[m])
+            res = evaluate_model(models[m, r], loaders.test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps, classifier=classifier[m])
             _store_eval(r, key, res)
         results[m].append(res); costs[m].append(training_cost(r))
     report = report_markdown(results, costs)
@@ -374,7 +374,7 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
     p = next((p for p in PRESETS.values() if p.dataset == cfg.data.dataset), PRESETS['digits'])  # its OOD sets and budgets; else the synthetic sets
     ood = ood_loaders(tuple(ood_sets.split(',')) if ood_sets else p.ood_sets, data_cfg) if 'ood' in evals else None
     attack = _attack_set([model], test, n_attack or p.n_attack)[:2] if 'robustness' in evals and classifier else None
-    res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals, classifier=classifier)
+    res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps, classifier=classifier)
     out = Path(out or run/'eval'); out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out/'eval.json', json.dumps({k: v for k, v in res.items() if k != 'raw'}, indent=1))
     figs = {'reliability': (lambda e: plot_reliabilities(e, [which]), 'calibration'), 'grad_norms': (plot_grad_norms, 'gradients'),

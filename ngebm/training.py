@@ -11,7 +11,7 @@ __all__ = ['METHODS', 'PLUGINS', 'PRESETS', 'CLI_SPELLING', 'ModelConfig', 'Opti
            'ProgressCB', 'deterministic_mode', 'atomic_write', 'write_text_atomic', 'save_checkpoint', 'file_sha256',
            'load_checkpoint', 'CheckpointCB', 'LogCB', 'write_log', 'SamplesCB', 'run_lock', 'read_checkpoint_meta',
            'checkpoint_path', 'repair_run', 'open_run', 'build_learner', 'train', 'read_log', 'run_config',
-           'load_model', 'Preset', 'check_choice', 'preset_for', 'train_config', 'set_hp', 'parse_seeds', 'check_flags',
+           'load_model', 'set_hp', 'Preset', 'check_choice', 'preset_for', 'train_config', 'parse_seeds', 'check_flags',
            'cli_errors', 'ngebm_train']
 
 # %% ../nbs/05_training.ipynb #da51ac23
@@ -99,6 +99,7 @@ class Method:
     def loss(self, learn, x:Tensor, y:Tensor) -> tuple: "(total, {name: detached scalar}) of one batch; 'samples' may hold images."; raise NotImplementedError
     def remedy(self, retries:int): "Adjust hyperparameters after `retries` divergence rollbacks (compounding from the configured values)."
     def modules(self) -> dict: "Extra trained modules the method owns, by name (moved to the device, checkpointed)."; return {}
+    def adapt_model(self, model:nn.Module) -> nn.Module: "The network as this method trains it (e.g. smooth activations for score matching)."; return model
     def state_dict(self) -> dict: return {k: m.state_dict() for k, m in self.modules().items()}
     def load_state_dict(self, st:dict):
         for k, m in self.modules().items(): m.load_state_dict(st[k])
@@ -692,13 +693,38 @@ def load_model(out:str|Path,      # Run folder
     "Rebuild the model of a run folder and load the chosen checkpoint's weights (best.pt verified against last.pt's record)."
     cfg, path = run_config(out), checkpoint_path(out, which)
     st, m = load_checkpoint(path, device)['model'], cfg.model
-    model = WideResNet(m.depth, m.widen_factor, st['head.weight'].shape[0], st['stem.weight'].shape[1], norm=m.norm, dropout=m.dropout)
+    weight = lambda layer: next(v for k, v in st.items() if re.fullmatch(rf'{layer}\.(parametrizations\.)?weight(\.original)?', k))  # plain or spectral
+    model = WideResNet(m.depth, m.widen_factor, weight('head').shape[0], weight('stem').shape[1], norm=m.norm, dropout=m.dropout)
+    model = method_class(cfg.method)(cfg.hp).adapt_model(model)
     try: model.load_state_dict(st)
     except RuntimeError as e:
         first = next((l.strip().rstrip('.') for l in str(e).splitlines()[1:] if l.strip()), str(e).splitlines()[0])   # torch lists every mismatch; name one
         raise RuntimeError(f"{path} does not fit the architecture in {Path(out)/'config.json'} (WRN-{m.depth}-{m.widen_factor}, norm {m.norm}): "
                            f"{first}; the checkpoint was trained with another depth, width or norm") from None
     return model.to(device).eval()
+
+# %% ../nbs/05_training.ipynb #41a836b5
+def set_hp(hp, assignments:str):
+    "Apply 'name=value,group.name=value' overrides to the hyperparameter dataclass `hp` (values parsed as the field's type)."
+    if hp is None and assignments.strip(): raise ValueError(f"this method has no hyperparameters; got --hp {assignments!r}")
+    for a in filter(None, (s.strip() for s in assignments.split(','))):
+        key, sep, val = a.partition('=')
+        *path, name = key.strip().split('.')
+        obj = hp
+        for p in path: obj = getattr(obj, p, None)
+        if not sep or obj is None or not is_dataclass(obj) or name not in {f.name for f in fields(obj)}:
+            known = ', '.join(_hp_names(hp)) or 'none'
+            raise ValueError(f"unknown hyperparameter {key.strip()!r} in --hp {a!r}; this method's are: {known}")
+        old = getattr(obj, name)
+        try: new = (val.strip().lower() in ('1', 'true', 'yes')) if isinstance(old, bool) else type(old)(val) if old is not None else float(val)
+        except ValueError: raise ValueError(f"--hp {a!r}: {val!r} is not a valid {type(old).__name__}") from None
+        setattr(obj, name, new)
+    if hasattr(hp, '__post_init__'): hp.__post_init__()
+    return hp
+
+def _hp_names(hp, prefix='') -> list:
+    if not is_dataclass(hp): return []
+    return [n for f in fields(hp) for n in (_hp_names(getattr(hp, f.name), f'{prefix}{f.name}.') if is_dataclass(getattr(hp, f.name)) else [f'{prefix}{f.name}'])]
 
 # %% ../nbs/05_training.ipynb #8fad3422
 @dataclass(frozen=True)
@@ -718,12 +744,15 @@ class Preset:
     n_attack:int           # Correctly classified test images attacked (the papers: 300)
     linf_eps:tuple         # Linf budgets reported in the table, in [-1, 1] units
     l2_eps:tuple           # L2 budgets reported in the table, in [-1, 1] units
+    pgd_steps:int=None     # PGD iterations per budget (None: foolbox's default, 40 for Linf, 50 for L2)
+    hp:tuple=()            # Per-method hyperparameter overrides, ((method, 'name=value,...'), ...), applied with `set_hp`
 
 PRESETS = {
     'digits': Preset('digits', depth=10, width=2, epochs=12, lr=1e-3, warmup=100, decay_epochs=(8,), sgld_steps=10, buffer_size=2000,
-                     seeds=3, ood_sets=('interp', 'uniform', 'constant'), n_attack=100, linf_eps=(0.05, 0.1, 0.2), l2_eps=(0.5, 1.0, 2.0)),
+                     seeds=3, ood_sets=('interp', 'uniform', 'constant'), n_attack=100, linf_eps=(0.05, 0.1, 0.2), l2_eps=(0.5, 1.0, 2.0),
+                     pgd_steps=20, hp=(('ngebm', f'beta={0.5 * (64 / 3072) ** 0.5:.4f}'),)),  # beta scaled to 8x8 digits: see 09a
     'smoke': Preset('digits', depth=10, width=2, epochs=2, lr=3e-3, warmup=10, decay_epochs=(), sgld_steps=5, buffer_size=500,
-                    seeds=2, ood_sets=('uniform', 'constant'), n_attack=20, linf_eps=(0.1,), l2_eps=(1.0,)),
+                    seeds=2, ood_sets=('uniform', 'constant'), n_attack=20, linf_eps=(0.1,), l2_eps=(1.0,), pgd_steps=10),
     'cifar10': Preset('cifar10', depth=28, width=10, epochs=150, lr=1e-4, warmup=1000, decay_epochs=(50, 100), sgld_steps=20, buffer_size=10000,
                       seeds=5, ood_sets=('svhn', 'cifar100', 'celeba', 'interp', 'uniform', 'constant'), n_attack=300,
                       linf_eps=(2/255*2, 8/255*2), l2_eps=(0.5, 1.0)),
@@ -748,37 +777,15 @@ def train_config(preset:Preset, # The settings
                  root='data',   # Where the datasets are (or go, with `download`)
                  download=False,
                 ) -> TrainConfig:
-    "The training run of `method` and `seed` under `preset`; a method whose hyperparameters have an `sgld` group gets the preset's sampler budget."
+    "The training run of `method` and `seed` under `preset`: a method whose hyperparameters have an `sgld` group gets the preset's sampler budget, then the preset's overrides for the method."
     p, Config = preset, method_class(method).Config
     hp = Config() if Config is not None else None
     if (s := getattr(hp, 'sgld', None)) is not None:
         for k, v in (('steps', p.sgld_steps), ('buffer_size', p.buffer_size)):
             if hasattr(s, k): setattr(s, k, v)
+    hp = set_hp(hp, dict(p.hp).get(method, ''))
     return TrainConfig(method=method, epochs=p.epochs, seed=seed, data=DataConfig(dataset=p.dataset, root=root, download=download),
                        model=ModelConfig(p.depth, p.width), optim=OptimConfig(lr=p.lr, warmup_iters=p.warmup, decay_epochs=p.decay_epochs), hp=hp)
-
-# %% ../nbs/05_training.ipynb #41a836b5
-def set_hp(hp, assignments:str):
-    "Apply 'name=value,group.name=value' overrides to the hyperparameter dataclass `hp` (values parsed as the field's type)."
-    if hp is None and assignments.strip(): raise ValueError(f"this method has no hyperparameters; got --hp {assignments!r}")
-    for a in filter(None, (s.strip() for s in assignments.split(','))):
-        key, sep, val = a.partition('=')
-        *path, name = key.strip().split('.')
-        obj = hp
-        for p in path: obj = getattr(obj, p, None)
-        if not sep or obj is None or not is_dataclass(obj) or name not in {f.name for f in fields(obj)}:
-            known = ', '.join(_hp_names(hp)) or 'none'
-            raise ValueError(f"unknown hyperparameter {key.strip()!r} in --hp {a!r}; this method's are: {known}")
-        old = getattr(obj, name)
-        try: new = (val.strip().lower() in ('1', 'true', 'yes')) if isinstance(old, bool) else type(old)(val) if old is not None else float(val)
-        except ValueError: raise ValueError(f"--hp {a!r}: {val!r} is not a valid {type(old).__name__}") from None
-        setattr(obj, name, new)
-    if hasattr(hp, '__post_init__'): hp.__post_init__()
-    return hp
-
-def _hp_names(hp, prefix='') -> list:
-    if not is_dataclass(hp): return []
-    return [n for f in fields(hp) for n in (_hp_names(getattr(hp, f.name), f'{prefix}{f.name}.') if is_dataclass(getattr(hp, f.name)) else [f'{prefix}{f.name}'])]
 
 # %% ../nbs/05_training.ipynb #c4316b0c
 def parse_seeds(seeds:str, flag:str='--seeds') -> tuple:
