@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['generator_mlp', 'VERAGenerator', 'posterior_proposal', 'score_estimate', 'entropy_surrogate', 'posterior_loss',
            'linear_gaussian_entropy', 'generator_step', 'gaussian_kl', 'vera_energy_loss', 'VERAConfig',
-           'toy_vera_config', 'train_vera_toy', 'mode_counts']
+           'toy_vera_config', 'train_vera_toy', 'mode_counts', 'VERA', 'VERASupConfig', 'VERASupervised']
 
 # %% ../nbs/13_vera.ipynb #649d69d4
 import math
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .core import energy, energy_grad_norm
+from .training import Method, register_method
 
 # %% ../nbs/13_vera.ipynb #55310ed5
 def generator_mlp(noise_dim:int,      # d, dimension of the latent z
@@ -249,3 +250,45 @@ def mode_counts(samples:Tensor, # Points (N, 2)
     "How many samples land on each mode."
     d = torch.cdist(samples, centres).min(1)
     return torch.bincount(d.indices[d.values < radius], minlength=len(centres))
+
+# %% ../nbs/13_vera.ipynb #8420e756
+@register_method
+class VERA(Method):
+    "VERA: the energy trained against an entropy-regularised generator it owns (scalar energy, no head)."
+    name, Config, classifier = 'vera', VERAConfig, False
+    def __init__(self, hp=None):
+        super().__init__(hp)
+        if self.hp.gamma > 0 and not self.classifier:
+            raise ValueError(f"VERAConfig.gamma = {self.hp.gamma} needs a classification head: use the method 'vera_sup'")
+        self.gen = self.g_opt = self.p_opt = None
+
+    def setup(self, learn):
+        self.gen = self.hp.make_generator(tuple(learn.dls.shape)).to(learn.device)
+        self.g_opt, self.p_opt = self.hp.make_optimizers(self.gen)
+
+    def _follow_schedule(self, learn):
+        "Scale the generator's learning rates by the energy's current schedule factor."
+        base = learn.cfg.optim.lr if learn.cfg is not None else learn.opt.param_groups[0]['lr']
+        f = learn.opt.param_groups[0]['lr'] / base
+        for opt, lr in ((self.g_opt, self.hp.g_lr), (self.p_opt, self.hp.post_lr)):
+            for g in opt.param_groups: g['lr'] = lr * f
+
+    def loss(self, learn, x, y):
+        hp, m = self.hp, learn.model
+        self._follow_schedule(learn)
+        xg, _ = generator_step(self.gen, lambda z: energy(m(z)), self.g_opt, self.p_opt, len(x),
+                               hp.entropy_weight, hp.n_posterior, (hp.min_sigma, hp.max_sigma))
+        loss, parts = vera_energy_loss(m, x, xg, y if self.classifier else None, hp.grad_penalty, hp.gamma)
+        return loss, {**parts, 'sigma': self.gen.sigma.detach(), 'samples': xg}
+
+    def modules(self) -> dict: return dict(generator=self.gen, generator_opt=self.g_opt, posterior_opt=self.p_opt)
+
+@dataclass
+class VERASupConfig(VERAConfig):
+    "VERA with a classification head: cross-entropy weight gamma = 1 by default."
+    gamma:float=1.0
+
+@register_method
+class VERASupervised(VERA):
+    "VERA with a K-class head: E(x) = -LogSumExp f(x), plus gamma * cross-entropy (JEM-style)."
+    name, Config, classifier = 'vera_sup', VERASupConfig, True
