@@ -277,7 +277,7 @@ class UniformImages(Dataset):
     def __init__(self, n:int, shape:tuple, seed:int=0): self.n, self.shape, self.seed = n, shape, seed
     def __len__(self): return self.n
     def __getitem__(self, i):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(i))   # int: Subset passes tensor indices
         return torch.rand(self.shape, generator=g) * 2 - 1, torch.tensor(-1)
 
 class ConstantImages(Dataset):

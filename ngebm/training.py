@@ -22,7 +22,7 @@ import numpy as np, torch
 from torch import Tensor, nn
 from fastcore.basics import patch
 from fastcore.script import call_parse, store_true
-from fastprogress.fastprogress import progress_bar, printing
+from fastprogress.fastprogress import progress_bar, IN_NOTEBOOK
 from .core import energy
 from .data import DataConfig, make_loaders
 from .models import WideResNet
@@ -432,7 +432,7 @@ class OutlierEnergyCB(Callback):
 class ProgressCB(Callback):
     "A fastprogress bar per epoch in a terminal or notebook; one plain line per epoch when the output is a file or pipe."
     order = 60
-    def before_fit(self): self.bars = printing()
+    def before_fit(self): self.bars = IN_NOTEBOOK or sys.stdout.isatty()   # bars only where they can be redrawn
     def before_epoch(self):
         l = self.learn; self.pb = progress_bar(range(min(len(l.dl), l.run.max_batches or len(l.dl))), leave=False) if self.bars else None
         if self.pb is not None: self.pb.update(0)
