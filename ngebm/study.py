@@ -6,11 +6,12 @@
 __all__ = ['NATURAL', 'NON_NATURAL', 'FAMILIES', 'VARIANTS', 'check_classes', 'class_subset', 'choose_classes',
            'held_out_loaders', 'GaussianImages', 'study_ood_sets', 'BottleneckWideResNet', 'energy_mlp',
            'EmbeddedEnergy', 'extract_features', 'unaugmented', 'StandardisedFeatures', 'feature_loaders',
-           'FlowDensity', 'realnvp_flow', 'MLE', 'supervised', 'Family', 'vera_study_hp', 'ModelSpec', 'StudyConfig',
-           'data_config', 'train_config', 'load_classifier', 'spec_data_model', 'study_learner', 'scores_for',
-           'score_model', 'train_spec', 'run_study', 'read_evals', 'summary_metrics', 'mean_se', 'fmt', 'group_order',
-           'results_table', 'pct_changes', 'change_table', 'flow_table', 'load_scores', 'plot_score_histograms',
-           'plot_low_level', 'plt_subplots', 'auc_pr_np', 'summarize', 'ngebm_study']
+           'FlowDensity', 'realnvp_flow', 'MLE', 'supervised', 'Family', 'igebm_study_hp', 'ssm_study_hp',
+           'vera_study_hp', 'ModelSpec', 'StudyConfig', 'data_config', 'train_config', 'load_classifier',
+           'spec_data_model', 'study_learner', 'scores_for', 'score_model', 'train_spec', 'run_study', 'read_evals',
+           'summary_metrics', 'mean_se', 'fmt', 'group_order', 'results_table', 'pct_changes', 'change_table',
+           'flow_table', 'load_scores', 'plot_score_histograms', 'plot_low_level', 'plt_subplots', 'auc_pr_np',
+           'summarize', 'ngebm_study']
 
 # %% ../nbs/13a_ood_study.ipynb #649d69d4
 import json, math, os, time
@@ -30,6 +31,8 @@ from .training import (Method, register_method, method_class, METHODS, TrainConf
                             write_text_atomic, atomic_write, cli_errors)
 from .ood import evaluate_ood, ood_report, OODReport, SCORES
 from .vera import VERAConfig, VERASupConfig
+from .igebm import Config as IGEBMConfig
+from .score import SSMConfig
 
 # %% ../nbs/13a_ood_study.ipynb #32ee4fbe
 def check_classes(in_classes, # Class indices used for training (in-distribution)
@@ -256,11 +259,21 @@ class Family:
         name = supervised(self.method)
         return name, method_class(name).Config(**({'base': hp} if hp is not None else {}), gamma=gamma)
 
-def vera_study_hp(space:str) -> VERAConfig:
-    "VERA on digits: the VERA/poster settings (lambda 1e-4, gradient penalty 0.1, k = 20, sigma in [0.01, 0.3]), latent 16, width 256."
-    return VERAConfig(entropy_weight=1e-4, grad_penalty=0.1, noise_dim=16, hidden=256, g_lr=2e-3, post_lr=1e-3)
+def igebm_study_hp(space:str) -> IGEBMConfig:
+    "IGEBM on digits (ngebm.igebm's digits-scaled recipe) with 10 Langevin steps and 2000 chains; in feature space the chains are not clamped to [-1, 1]."
+    return IGEBMConfig(steps=10, buffer_size=2000, clamp=1.0 if space == 'pixel' else 10.0)
 
-FAMILIES = {'vera': Family('vera', vera_study_hp, 'vera_sup', betas=(0.0, 0.9))}
+def ssm_study_hp(space:str) -> SSMConfig:
+    "Sliced score matching (ngebm.score's defaults: one Rademacher projection, variance reduced, smoothed LeakyReLUs), no sample grids."
+    return SSMConfig(sample_steps=0)
+
+def vera_study_hp(space:str) -> VERAConfig:
+    "VERA on digits: gradient penalty 0.1, k = 20, sigma in [0.01, 0.3] as the VERA code; entropy weight 1 (see the text); latent 16, width 256."
+    return VERAConfig(entropy_weight=1.0, grad_penalty=0.1, noise_dim=16, hidden=256, g_lr=2e-3, post_lr=1e-3)
+
+FAMILIES = {'igebm': Family('igebm', igebm_study_hp, betas=(0.0, 0.999)),   # IGEBM paper Sec. 9.6: Adam beta1 = 0, beta2 = 0.999
+            'ssm': Family('ssm', ssm_study_hp),
+            'vera': Family('vera', vera_study_hp, 'vera_sup', betas=(0.0, 0.9))}
 
 # %% ../nbs/13a_ood_study.ipynb #07877272
 VARIANTS = ('pixel', 'sup', 'embed', 'bottleneck')
@@ -292,7 +305,7 @@ class StudyConfig:
     gammas:tuple=(0.1, 1.0, 10.0)  # Cross-entropy weights of the supervised variants (the poster: 0.01 .. 100)
     seeds:tuple=(1, 2, 3)          # One model per seed and variant (the poster: 5)
     in_classes:tuple=(0, 1, 2, 3, 4) # Training classes; the others are natural OOD
-    epochs:int=20                  # Epochs of every EBM and flow
+    epochs:int=30                  # Epochs of every EBM and flow
     clf_epochs:int=10              # Epochs of the cross-entropy classifier behind the embeddings
     depth:int=10                   # Wide-ResNet depth
     width:int=2                    # Wide-ResNet widen factor
