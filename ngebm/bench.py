@@ -7,11 +7,11 @@ __all__ = ['bench_method', 'bench', 'ngebm_bench']
 
 # %% ../nbs/10_benchmarks.ipynb #0477eda7
 import json, resource, statistics, sys, time
+from types import SimpleNamespace
 import torch
 from fastcore.script import call_parse, store_true
 from .models import WideResNet
-from .sampling import ReplayBuffer
-from .training import TrainConfig, SGLDConfig, METHODS, train_step
+from .training import TrainConfig, SGLDConfig, JEMHParams, RunConfig, METHODS, Learner, method_class
 
 # %% ../nbs/10_benchmarks.ipynb #045d5446
 def _sync(device):
@@ -36,18 +36,19 @@ def bench_method(method:str,          # 'ce', 'jem' or 'ngebm'
     if method not in METHODS: raise ValueError(f"method must be one of {METHODS}; got {method!r}")
     if repeats < 1: raise ValueError(f"repeats must be >= 1; got {repeats}")
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    cfg = TrainConfig(method=method, sgld=SGLDConfig(steps=sgld_steps), bf16=bf16, channels_last=channels_last)
+    cfg = TrainConfig(method=method, hp=JEMHParams(sgld=SGLDConfig(steps=sgld_steps)) if method == 'jem' else None)
     torch.manual_seed(seed)
     model = WideResNet(depth, width, n_classes, channels).to(device)
     x, y = (torch.rand(batch_size, channels, size, size) * 2 - 1).to(device), torch.randint(0, n_classes, (batch_size,)).to(device)
     if channels_last and device.type == 'cuda': model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    buffer = ReplayBuffer(10000, (channels, size, size), device=device) if method == 'jem' else None
+    dls = SimpleNamespace(shape=(channels, size, size), n_classes=n_classes, train=None, train_unlabeled=None)
+    learn = Learner(model, dls, method_class(method)(cfg.hp), opt, run=RunConfig(device=str(device), bf16=bf16, channels_last=channels_last), cfg=cfg)
     if device.type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
     times = []
     for i in range(warmup + repeats):
         _sync(device); t0 = time.perf_counter()
-        train_step(cfg, model, opt, x, y, buffer)
+        learn.one_batch(x, y)
         _sync(device); times.append(time.perf_counter() - t0)
     sec = statistics.median(times[warmup:])
     return dict(method=method, seconds_per_step=sec, images_per_sec=batch_size / sec, peak_mem_mb=_peak_mb(device), step_times=times[warmup:])

@@ -39,14 +39,14 @@ def energy_grad_norm(energy_fn,           # Maps a batch x to per-sample energie
                      x:Tensor,            # Inputs, shape (B, ...)
                      create_graph=False,  # Keep the graph, for a loss on the norm (double backprop)
                     ) -> Tensor:          # ||dE/dx_i||_2 per sample, shape (B,)
-    "Per-sample L2 norm of the energy's input gradient: minus the approximate mass (JEM Eq. 10, NG-EBM Eq. 12)."
+    "Per-sample L2 norm of the energy's input gradient: minus the approximate mass (JEM Eq. 9, NG-EBM Eq. 12)."
     return energy_grad(energy_fn, x, create_graph).flatten(1).norm(dim=1)
 
 # %% ../nbs/00_theory.ipynb #70afc03c
 def sgld_step(x:Tensor,        # Current chain states, shape (B, ...)
               energy_fn,       # Maps a batch to per-sample energies, shape (B,)
-              step_size=1.0,   # Multiplies the energy gradient
-              noise_std=0.01,  # Standard deviation of the added Gaussian noise
+              step_size=1.0,   # alpha: multiplies the energy gradient
+              noise_std=0.01,  # sigma: standard deviation of the added Gaussian noise
               create_graph=False, # Keep the graph through the step (to differentiate through SGLD, as attacks on JEM's refinement do)
              ) -> Tensor:      # Next states; detached unless `create_graph`
     "One step of (relaxed) stochastic gradient Langevin dynamics descending the energy."

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['DIGITS_TEST_SIZE', 'DATASETS', 'OOD_SYNTHETIC', 'OOD_SETS', 'IMAGE_SUFFIXES', 'to_signed_unit', 'RawImages',
            'load_digits_split', 'DatasetInfo', 'dataset_info', 'load_split', 'random_translate', 'Preprocess',
-           'TensorImages', 'Transformed', 'split_indices', 'DataConfig', 'Loaders', 'train_preprocess', 'make_loaders',
-           'FolderImages', 'UniformImages', 'ConstantImages', 'InterpImages', 'Convert', 'ood_dataset', 'ood_loader',
-           'ood_loaders']
+           'TensorImages', 'Transformed', 'split_indices', 'DataConfig', 'Loaders', 'train_preprocess',
+           'eval_preprocess', 'make_loaders', 'FolderImages', 'UniformImages', 'ConstantImages', 'InterpImages',
+           'Convert', 'ood_dataset', 'ood_loader', 'ood_loaders']
 
 # %% ../nbs/01_data.ipynb #e4ac7890
 from dataclasses import dataclass, field
@@ -196,7 +196,7 @@ class DataConfig:
     root:str = 'data'               # Folder holding the dataset folders
     batch_size:int = 64
     noise_std:float = 0.03          # Gaussian noise on training images (JEM: 0.03)
-    test_noise_std:float = 0.0      # Gaussian noise on validation/test/OOD images (JEM's code: 0.03)
+    test_noise_std:float = 0.0      # Gaussian noise on every evaluation image: validation, test and every OOD set (JEM's code: 0.03)
     augment:bool = True             # Random translation (+ flip where allowed) on training images
     labels_per_class:Optional[int] = None # Keep this many labels per class in `train` (None: all)
     valid_size:Optional[int] = None # Held-out validation images (None: the dataset's default; 0: no validation set)
@@ -212,10 +212,10 @@ class DataConfig:
 @dataclass
 class Loaders:
     "The loaders of a run and what a model needs to know about its inputs."
-    train:DataLoader                # Labelled, augmented, shuffled, drop_last: (x, y)
-    train_unlabeled:DataLoader      # All training images, augmented, shuffled, drop_last: (x, y), y to be ignored (for p(x))
-    valid:Optional[DataLoader]      # Held-out training images, no augmentation; None when valid_size=0
-    test:DataLoader                 # Test split, no augmentation
+    train:DataLoader                # Labelled images only, augmented, shuffled, drop_last: (x, y) for the cross-entropy
+    train_unlabeled:DataLoader      # Every training image, labelled or not, augmented, shuffled, drop_last: (x, y) for p(x), y ignored
+    valid:Optional[DataLoader]      # Held-out training images through `eval_preprocess`; None when valid_size=0
+    test:DataLoader                 # Test split through `eval_preprocess`
     n_classes:int
     shape:tuple                     # (C, H, W)
     classes:list = field(default_factory=list) # Class names
@@ -234,13 +234,17 @@ def train_preprocess(cfg:DataConfig) -> Preprocess:
     info = dataset_info(cfg.dataset)
     return Preprocess(info.shape[-1] // 8 if cfg.augment else 0, cfg.augment and info.flip, cfg.noise_std)
 
+def eval_preprocess(cfg:DataConfig) -> Preprocess:
+    "The one transform of every evaluation image (validation, test and every OOD set): no augmentation, `test_noise_std` noise."
+    return Preprocess(noise_std=cfg.test_noise_std)
+
 def make_loaders(cfg:DataConfig) -> Loaders:
     "Train (labelled and unlabelled), validation and test loaders for `cfg.dataset`, in [-1, 1]."
     info = dataset_info(cfg.dataset)
     pool = load_split(cfg.dataset, cfg.root, True, cfg.download, cfg.verify)
     test = TensorImages(load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify))
     lab, unl, val = split_indices(pool.y, info.valid_size if cfg.valid_size is None else cfg.valid_size, cfg.labels_per_class, cfg.seed)
-    train_ds, eval_tf = Transformed(TensorImages(pool), train_preprocess(cfg)), Preprocess(noise_std=cfg.test_noise_std)
+    train_ds, eval_tf = Transformed(TensorImages(pool), train_preprocess(cfg)), eval_preprocess(cfg)
     return Loaders(train=_loader(Subset(train_ds, lab), cfg, True), train_unlabeled=_loader(Subset(train_ds, unl), cfg, True, 1),
                    valid=_loader(Subset(Transformed(TensorImages(pool), eval_tf), val), cfg, False, 2) if len(val) else None,
                    test=_loader(Transformed(test, eval_tf), cfg, False, 3),
@@ -322,22 +326,22 @@ def ood_dataset(name:str,          # One of OOD_SETS
                 convert:bool=False,# Resize / change channels of real OOD images to the in-distribution shape (else: shape error)
                 n:Optional[int]=None, # Keep a seeded random subset of this many images (None: all)
                ) -> Dataset:
-    "An OOD dataset of (x, -1) pairs in the in-distribution layout."
+    "An OOD dataset of (x, -1) pairs in the in-distribution layout, through `eval_preprocess(cfg)` like the test set."
     info = dataset_info(cfg.dataset)
     if name not in OOD_SETS: raise ValueError(f"unknown OOD set {name!r}; known OOD sets: {', '.join(OOD_SETS)}")
     if name == cfg.dataset: raise ValueError(f"{name!r} is the in-distribution set of this configuration, not an OOD set")
     if name in OOD_SYNTHETIC:
-        n_test = len(load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify).y)
-        ds = {'uniform': lambda: UniformImages(n_test, info.shape, cfg.seed),
-              'constant': lambda: ConstantImages(n_test, info.shape),
-              'interp': lambda: Transformed(InterpImages(TensorImages(load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify)),
-                                                         cfg.batch_size, cfg.seed), Preprocess(noise_std=cfg.noise_std))}[name]()
+        test = TensorImages(load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify))
+        ds = {'uniform': lambda: UniformImages(len(test), info.shape, cfg.seed),
+              'constant': lambda: ConstantImages(len(test), info.shape),
+              'interp': lambda: InterpImages(test, cfg.batch_size, cfg.seed)}[name]()
     else:
         ds, shape = _real_ood(name, cfg)
         if shape != info.shape and not convert:
             raise ValueError(f"OOD set {name!r} has images of shape {shape}, the in-distribution set {cfg.dataset!r} has {info.shape}; "
                              f"pass convert=True to resize and convert channels explicitly")
-        ds = Transformed(Transformed(ds, Convert(info.shape)) if shape != info.shape else ds, Preprocess(noise_std=cfg.test_noise_std))
+        if shape != info.shape: ds = Transformed(ds, Convert(info.shape))
+    ds = Transformed(ds, eval_preprocess(cfg))  # the in-distribution test set's transform, for every OOD set
     if n is not None and n < len(ds): ds = Subset(ds, torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed))[:n])
     return ds
 

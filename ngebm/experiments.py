@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np, torch, matplotlib.pyplot as plt
 from fastcore.script import call_parse, store_true
 from .data import DataConfig, make_loaders, ood_loaders
-from .training import TrainConfig, ModelConfig, OptimConfig, SGLDConfig, METHODS, train, load_model, read_log
+from .training import TrainConfig, ModelConfig, OptimConfig, SGLDConfig, JEMHParams, RunConfig, METHODS, train, load_model, read_log
 from .calibration import collect_predictions, expected_calibration_error, max_calibration_error, plot_reliability, iter_batches
 from .ood import evaluate_ood, ood_report, plot_ood_histograms, score_data
 from .sampling import sgld_sample
@@ -65,15 +65,14 @@ def train_config(preset:Preset, # The comparison's settings
                  seed:int,
                  root='data',   # Where the datasets are (or go, with `download`)
                  download=False,
-                 device=None,   # None: CUDA when present
                 ) -> TrainConfig:
     "The training run of `method` and `seed` under `preset`."
     p = preset
-    return TrainConfig(method=check_choice(method, METHODS, 'method'), epochs=p.epochs, seed=seed, device=device,
+    return TrainConfig(method=check_choice(method, METHODS, 'method'), epochs=p.epochs, seed=seed,
                        data=DataConfig(dataset=p.dataset, root=root, download=download),
                        model=ModelConfig(p.depth, p.width),
                        optim=OptimConfig(lr=p.lr, warmup_iters=p.warmup, decay_epochs=p.decay_epochs),
-                       sgld=SGLDConfig(steps=p.sgld_steps, buffer_size=p.buffer_size))
+                       hp=JEMHParams(sgld=SGLDConfig(steps=p.sgld_steps, buffer_size=p.buffer_size)) if method == 'jem' else None)
 
 # %% ../nbs/09_experiments.ipynb #73b4b791
 def grad_norms(model, data) -> torch.Tensor:
@@ -220,7 +219,7 @@ def plot_image_rows(rows:dict, # {row title: images (n, C, H, W) in [-1, 1]}
 class CompareConfig:
     "What to compare: a preset, the methods, and the overrides of the preset."
     preset:str='digits'
-    methods:tuple=METHODS
+    methods:tuple=('ce', 'jem', 'ngebm')
     seeds:int=None        # Models per method; None: the preset's
     epochs:int=None       # None: the preset's
     attack:bool=True      # Run the PGD evaluation
@@ -283,7 +282,7 @@ def compare(cc:CompareConfig,   # What to compare
     todo = [(m, s, r) for m in cc.methods for s, r in enumerate(runs[m], 1)]
     for i, (m, s, r) in enumerate(todo, 1):
         if progress: print(f"[{i}/{len(todo)}] training {m}, seed {s} -> {r}", flush=True)
-        train(train_config(p, m, s, cc.root, cc.download, device), r, resume=True, progress=progress)
+        train(train_config(p, m, s, cc.root, cc.download), r, RunConfig(device=device, progress=progress), resume=True)
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     models = {(m, r): load_model(r, 'best', dev) for m, s, r in todo}
     evals = EVALS if cc.attack else tuple(e for e in EVALS if e != 'robustness')

@@ -41,25 +41,28 @@ class JEMConfig:
             if getattr(self, k) < 0: raise ValueError(f"JEMConfig.{k} must be >= 0; got {getattr(self, k)}")
 
 # %% ../nbs/04_losses.ipynb #871442f4
-def jem_loss(logits:Tensor,               # Logits of the data batch, (B, K)
+def jem_loss(logits:Tensor,               # Logits of the labelled batch, (B, K): the cross-entropy and p(x, y) terms
              y:Tensor,                    # Its labels, (B,)
              logits_sample:Tensor,        # Logits of the SGLD samples x' ~ p(x), (B', K)
              cfg:JEMConfig=JEMConfig(),   # Weights
              logits_sample_y:Tensor=None, # Logits of class-conditional samples x'_y (only when cfg.p_x_y > 0)
-             y_sample:Tensor=None,        # The classes those samples were drawn for
+             y_sample:Tensor=None,        # The classes those samples were drawn for; None: y (the JEM code samples for the labelled batch)
+             logits_px:Tensor=None,       # Logits of the p(x) data batch, (B'', K); None: `logits` (one batch feeds both terms)
             ) -> tuple:                   # (total, parts) with 'ce', 'cd', 'cd_xy', 'l2', 'e_data', 'e_sample', 'acc'
     "JEM objective: weighted cross-entropy + contrastive-divergence surrogates + optional L2 on energies."
     _check(logits, y)
-    if logits_sample.ndim != 2 or logits_sample.shape[1] != logits.shape[1]: raise ValueError(f"logits_sample must have shape (B', {logits.shape[1]}); got {tuple(logits_sample.shape)}")
+    K = logits.shape[1]
+    for name, t in (('logits_sample', logits_sample), ('logits_px', logits_px)):
+        if t is not None and (t.ndim != 2 or t.shape[1] != K): raise ValueError(f"{name} must have shape (B', {K}); got {tuple(t.shape)}")
     ce = F.cross_entropy(logits, y)
-    e_data, e_sample = energy(logits), energy(logits_sample)
+    e_data, e_sample = energy(logits if logits_px is None else logits_px), energy(logits_sample)
     cd = e_data.mean() - e_sample.mean()
     l2 = (e_data ** 2).mean() + (e_sample ** 2).mean()
     total = cfg.p_y_given_x * ce + cfg.p_x * cd + cfg.l2 * l2
     cd_xy = torch.zeros_like(cd)
     if cfg.p_x_y > 0:
-        if logits_sample_y is None or y_sample is None: raise ValueError("cfg.p_x_y > 0 needs logits_sample_y and y_sample (class-conditional samples)")
-        cd_xy = class_energy(logits, y).mean() - class_energy(logits_sample_y, y_sample).mean()
+        if logits_sample_y is None: raise ValueError("cfg.p_x_y > 0 needs logits_sample_y: class-conditional samples drawn for the labelled batch's labels y")
+        cd_xy = class_energy(logits, y).mean() - class_energy(logits_sample_y, y if y_sample is None else y_sample).mean()
         total = total + cfg.p_x_y * cd_xy
     parts = dict(ce=ce, cd=cd, cd_xy=cd_xy, l2=l2, e_data=e_data.mean(), e_sample=e_sample.mean())
     return total, {**{k: v.detach() for k, v in parts.items()}, 'acc': _acc(logits, y)}
@@ -70,7 +73,7 @@ class NGEBMConfig:
     "Weights of the NG-EBM objective; `NGEBMConfig.paper()` (the default) or `NGEBMConfig.code()`."
     gamma:float=0.5  # Weight of the cross-entropy
     beta:float=0.5   # Weight of the mean per-sample norm ||dE/dx||_2 at the training data
-    var:float=0.0    # Weight of the batch variance of the energies (released code: 1)
+    var:float=0.0    # Weight of the batch variance (biased: mean squared deviation) of the energies (released code: 1)
 
     def __post_init__(self):
         for k in ('gamma', 'beta', 'var'):
@@ -87,14 +90,14 @@ def ngebm_loss(model:nn.Module,               # Classifier x -> logits (B, K)
                y:Tensor,                      # Its labels, (B,)
                cfg:NGEBMConfig=NGEBMConfig(), # Weights
               ) -> tuple:                     # (total, parts) with 'ce', 'grad_norm', 'var', 'e_data', 'acc'
-    "NG-EBM objective: gamma * CE + beta * mean_i ||dE(x_i)/dx_i||_2 (+ var * Var_i E(x_i)), by double backprop."
+    "NG-EBM objective: gamma * CE + beta * mean_i ||dE(x_i)/dx_i||_2 (+ var * mean_i (E(x_i) - mean E)^2), by double backprop."
     out = {}
     def energy_fn(xx): out['logits'] = model(xx); return energy(out['logits'])
     gnorm = energy_grad_norm(energy_fn, x.detach().requires_grad_(True), create_graph=True)
     logits = out['logits']
     _check(logits, y)
     ce, e = F.cross_entropy(logits, y), energy(logits)
-    var = e.var() if len(e) > 1 else torch.zeros_like(ce)
+    var = e.var(correction=0)  # biased: mean squared deviation, as the NG-EBM fork
     total = cfg.gamma * ce + cfg.beta * gnorm.mean() + cfg.var * var
     parts = dict(ce=ce, grad_norm=gnorm.mean(), var=var, e_data=e.mean())
     return total, {**{k: v.detach() for k, v in parts.items()}, 'acc': _acc(logits, y)}

@@ -14,7 +14,7 @@ from .core import sgld_step
 from .models import model_energy_fn
 
 # %% ../nbs/03_sampling.ipynb #93b12fb0
-def langevin_params(eps:float, # Langevin step size epsilon of JEM Eq. 4
+def langevin_params(eps:float, # Langevin step size epsilon (the alpha of JEM Eq. 3)
                    ) -> dict:  # step_size and noise_std for `sgld_sample` / `sgld_step`
     "Relaxed SGLD coefficients that make proper Langevin dynamics: step_size = eps/2, noise_std = sqrt(eps)."
     return dict(step_size=eps / 2, noise_std=math.sqrt(eps))
