@@ -83,7 +83,7 @@ def path_profile(model:nn.Module, # Classifier x -> logits (B, K), in eval mode
     return dict(t=t, energy=e.view(n_points, -1).T, grad_norm=gn.detach().view(n_points, -1).T)
 
 # %% ../nbs/09a_calibration_study.ipynb #c9a00020
-GRAD_NORM_EDGES = np.logspace(-6, 3, 46)  # Shared log-spaced bin edges for ||dE/dx||_2 histograms
+GRAD_NORM_EDGES = np.logspace(-4, 2, 61)  # Shared log-spaced bin edges (10 per decade) for ||dE/dx||_2 histograms
 
 def log_histogram(v, # Positive values, e.g. per-sample ||dE/dx||_2
                   edges=GRAD_NORM_EDGES, # Increasing bin edges
