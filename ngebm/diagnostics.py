@@ -86,8 +86,9 @@ def path_profile(model:nn.Module, # Classifier x -> logits (B, K), in eval mode
 GRAD_NORM_EDGES = np.logspace(-4, 2, 61)  # Shared log-spaced bin edges (10 per decade) for ||dE/dx||_2 histograms
 
 def log_histogram(v, # Positive values, e.g. per-sample ||dE/dx||_2
-                  edges=GRAD_NORM_EDGES, # Increasing bin edges
+                  edges=None, # Increasing bin edges; default `GRAD_NORM_EDGES`
                  ) -> list: # Counts per bin; values beyond the ends counted in the end bins
     "Histogram counts of `v` on fixed edges, with out-of-range values clipped into the first or last bin."
+    edges = GRAD_NORM_EDGES if edges is None else np.asarray(edges, dtype=np.float64)
     v = np.asarray(torch.as_tensor(v).detach().cpu(), dtype=np.float64).ravel()
     return np.histogram(np.clip(v, edges[0], edges[-1]), edges)[0].tolist()
