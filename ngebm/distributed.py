@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['dist_env', 'launched_distributed', 'rank_device', 'process_group', 'rank_config', 'shard_loader', 'interleave',
            'ShardedReplayBuffer', 'DDPModel', 'DDPCB', 'ReplicaCheckpointCB', 'data_parallel', 'train_distributed',
-           'train_auto', 'configure_cuda', 'make_optimizer', 'load_optimizer_state', 'TrainJob', 'submitit_executor',
-           'parse_params', 'comparison_runs', 'submit_comparison', 'compare_submitit']
+           'train_auto', 'TrainJob', 'submitit_executor', 'parse_params', 'comparison_runs', 'submit_comparison',
+           'compare_submitit']
 
 # %% ../nbs/15_distributed.ipynb #454e7264
 import contextlib, os
@@ -19,6 +19,7 @@ from .data import DataConfig, make_loaders
 from .sampling import ReplayBuffer
 from .training import TrainConfig, RunConfig, OptimConfig, Learner, Callback, CheckpointCB, LogCB, SamplesCB, ProgressCB
 from .training import build_learner, open_run, run_lock, load_checkpoint, deterministic_mode, seed_everything, train
+from .training import configure_cuda, make_optimizer, load_optimizer_state
 from .experiments import CompareConfig, compare, train_config, _claim_folder
 
 # %% ../nbs/15_distributed.ipynb #61d9edb3
@@ -188,27 +189,6 @@ def train_distributed(cfg:TrainConfig,    # What to train; batch_size (and JEM's
 def train_auto(cfg:TrainConfig, out:str|Path, run:RunConfig=None, resume:bool=False, cbs=()) -> list:
     "`train_distributed` when a launcher started this process as a rank of a group (torchrun, submitit), else `train`."
     return (train_distributed if launched_distributed() else train)(cfg, out, run, resume, cbs)
-
-# %% ../nbs/15_distributed.ipynb #560fe227
-@contextlib.contextmanager
-def configure_cuda(run:RunConfig):
-    "For the block, on CUDA: cuDNN autotuning (not in deterministic runs) and TF32 matmuls and convolutions. On CPU: nothing."
-    if run.torch_device.type != 'cuda': yield; return
-    b = torch.backends
-    old = b.cudnn.benchmark, b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32
-    b.cudnn.benchmark, b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = not run.deterministic, True, True
-    try: yield
-    finally: b.cudnn.benchmark, b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = old
-
-def make_optimizer(params, cfg:OptimConfig, device) -> torch.optim.Adam:
-    "Adam of `cfg` without weight decay; its fused kernel on CUDA."
-    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=0.0, fused=torch.device(device).type == 'cuda' or None)
-
-def load_optimizer_state(opt:torch.optim.Optimizer, sd:dict):
-    "`opt.load_state_dict(sd)` keeping `opt`'s own kernel choice (fused, foreach): a CPU checkpoint resumes fused on CUDA, and the reverse."
-    impl = ('fused', 'foreach', 'capturable')
-    groups = [{**g, **{k: mine[k] for k in impl if k in mine}} for g, mine in zip(sd['param_groups'], opt.param_groups)]
-    opt.load_state_dict({**sd, 'param_groups': groups})
 
 # %% ../nbs/15_distributed.ipynb #653cc2c4
 @dataclass

@@ -264,9 +264,11 @@ def compare(cc:CompareConfig,   # What to compare
             out,                # Output folder
             device=None,        # None: CUDA when present
             progress=True,      # Progress lines (bars in a terminal)
+            run:RunConfig=None, # Training's run settings (bf16, channels_last); `device` and `progress` above take precedence
            ) -> dict:           # {'evals': {method: [per seed]}, 'costs': {method: [per seed]}, 'report': markdown}
     "Train, evaluate and report the methods of `cc` under one preset."
     out, p, seeds = Path(out), cc.resolved(), cc.seed_list
+    run = replace(run or RunConfig(), device=device or (run and run.device), progress=progress)
     say = (lambda s: print(s, flush=True)) if progress else (lambda s: None)
     _claim_folder(out, cc)
     runs = {m: [out/m/f'seed{s}' for s in seeds] for m in cc.methods}
@@ -278,8 +280,8 @@ def compare(cc:CompareConfig,   # What to compare
         cfg = train_config(p, m, s, cc.root, cc.download)
         if _trained(r, cfg): say(f"[{i}/{len(todo)}] {m}, seed {s}: training done, skipped"); continue
         say(f"[{i}/{len(todo)}] training {m}, seed {s} -> {r}")
-        train(cfg, r, RunConfig(device=device, progress=progress), resume=True)
-    dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        train(cfg, r, run, resume=True)
+    dev = run.torch_device
     models = {(m, r): load_model(r, 'best', dev) for m, s, r in todo}
     attacked = [model for (m, r), model in models.items() if classifier[m]]
     evals = EVALS if cc.attack and attacked else tuple(e for e in EVALS if e != 'robustness')
@@ -342,14 +344,23 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (built in, CP
                   download:store_true=False,   # Download missing torchvision datasets into ROOT
                   no_attack:store_true=False,  # Skip the PGD evaluation
                   device:str=None,             # cpu, cuda or cuda:N; default: CUDA when present, else CPU
+                  bf16:store_true=False,       # bf16 autocast in training (CUDA only)
+                  channels_last:store_true=False, # Channels-last memory format in training (CUDA only)
+                  executor:str='inprocess',    # inprocess (one model after another, here) or submitit (one job per model: SLURM, else local processes)
+                  submitit:str='',             # With --executor submitit: the jobs' parameters, e.g. 'slurm_partition=gpu,timeout_min=1440,gpus_per_node=1'
                   no_progress:store_true=False,# No progress lines or bars
                   debug:store_true=False,      # Show the traceback of an error
                  ):
     "Train the methods with several seeds, evaluate every model, and write the papers' tables and figures (a rerun resumes)."
     cc = CompareConfig(preset, tuple(m.strip() for m in methods.split(',') if m.strip()), None if seeds is None else parse_seeds(seeds),
                        epochs, not no_attack, root, download)
-    out = Path(out or f'runs/compare-{preset}')
-    res = compare(cc, out, device, progress=not no_progress)
+    out, run = Path(out or f'runs/compare-{preset}'), RunConfig(device, bf16, channels_last)
+    if check_choice(executor, ('inprocess', 'submitit'), 'executor') == 'submitit':
+        from ngebm.distributed import compare_submitit, submitit_executor, parse_params   # builds on this module; needs `pip install ngebm[cluster]`
+        res = compare_submitit(cc, out, run, submitit_executor(out/'jobs', **parse_params(submitit)), progress=not no_progress)
+    else:
+        if submitit: raise ValueError("--submitit sets the jobs of --executor submitit; add --executor submitit")
+        res = compare(cc, out, device, progress=not no_progress, run=run)
     print(f"\n{res['report']}\nWritten to {out}: report.md, results.json, figures/")
 
 # %% ../nbs/09_experiments.ipynb #f12eaf03

@@ -10,9 +10,9 @@ __all__ = ['METHODS', 'PLUGINS', 'PRESETS', 'CLI_SPELLING', 'ModelConfig', 'Opti
            'MetricsCB', 'divergence_reason', 'collapse_reason', 'GuardCB', 'evaluate', 'ValidCB', 'OutlierEnergyCB',
            'ProgressCB', 'deterministic_mode', 'atomic_write', 'write_text_atomic', 'save_checkpoint', 'file_sha256',
            'load_checkpoint', 'CheckpointCB', 'LogCB', 'write_log', 'SamplesCB', 'run_lock', 'read_checkpoint_meta',
-           'checkpoint_path', 'repair_run', 'open_run', 'build_learner', 'train', 'read_log', 'run_config',
-           'load_model', 'set_hp', 'Preset', 'check_choice', 'preset_for', 'train_config', 'parse_seeds', 'check_flags',
-           'cli_errors', 'ngebm_train']
+           'checkpoint_path', 'repair_run', 'open_run', 'configure_cuda', 'make_optimizer', 'load_optimizer_state',
+           'build_learner', 'train', 'read_log', 'run_config', 'load_model', 'set_hp', 'Preset', 'check_choice',
+           'preset_for', 'train_config', 'parse_seeds', 'check_flags', 'cli_errors', 'ngebm_train']
 
 # %% ../nbs/05_training.ipynb #da51ac23
 import contextlib, errno, functools, hashlib, importlib, json, math, os, random, re, shutil, socket, sys, time
@@ -525,7 +525,7 @@ def state_dict(self:Learner) -> dict:
 @patch
 def load_state_dict(self:Learner, st:dict):
     "Restore what `state_dict` saved (the method's remedies follow from the restored retry count)."
-    self.model.load_state_dict(st['model']); self.opt.load_state_dict(st['optimizer']); self.method.load_state_dict(st['method'])
+    self.model.load_state_dict(st['model']); load_optimizer_state(self.opt, st['optimizer']); self.method.load_state_dict(st['method'])
     set_rng_state(st['rng'], self.dls)
     for k in ('epoch', 'step', 'best_acc', 'retries', 'seed', 'energy_ref', 'best_ref'): setattr(self, k, st[k])
     self.history = list(st['history']); self.method.remedy(self.retries)
@@ -640,6 +640,27 @@ def open_run(out:Path, cfg:TrainConfig, resume:bool) -> dict:
     if old != new: write_text_atomic(out/'config.json', json.dumps(new, indent=1))
     return st
 
+# %% ../nbs/05_training.ipynb #0883838b
+@contextlib.contextmanager
+def configure_cuda(run:RunConfig):
+    "For the block, on CUDA: cuDNN autotuning (not in deterministic runs) and TF32 matmuls and convolutions. On CPU: nothing."
+    if run.torch_device.type != 'cuda': yield; return
+    b = torch.backends
+    old = b.cudnn.benchmark, b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32
+    b.cudnn.benchmark, b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = not run.deterministic, True, True
+    try: yield
+    finally: b.cudnn.benchmark, b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = old
+
+def make_optimizer(params, cfg:OptimConfig, device) -> torch.optim.Adam:
+    "Adam of `cfg` without weight decay; its fused kernel on CUDA."
+    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=0.0, fused=torch.device(device).type == 'cuda' or None)
+
+def load_optimizer_state(opt:torch.optim.Optimizer, sd:dict):
+    "`opt.load_state_dict(sd)` keeping `opt`'s own kernel choice (fused, foreach): a CPU checkpoint resumes fused on CUDA, and the reverse."
+    impl = ('fused', 'foreach', 'capturable')
+    groups = [{**g, **{k: mine[k] for k in impl if k in mine}} for g, mine in zip(sd['param_groups'], opt.param_groups)]
+    opt.load_state_dict({**sd, 'param_groups': groups})
+
 # %% ../nbs/05_training.ipynb #ea18a0ef
 def build_learner(cfg:TrainConfig, run:RunConfig=None, cbs=()) -> Learner:
     "Data, model, method and optimiser of `cfg`, seeded as every run is: a Learner ready to `fit`. Writes nothing."
@@ -649,7 +670,7 @@ def build_learner(cfg:TrainConfig, run:RunConfig=None, cbs=()) -> Learner:
     dls, m = make_loaders(cfg.data), cfg.model
     model = WideResNet(m.depth, m.widen_factor, dls.n_classes if method.classifier else 1, dls.shape[0], norm=m.norm, dropout=m.dropout).to(device)
     if run.channels_last and device.type == 'cuda': model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=0.0)
+    opt = make_optimizer(model.parameters(), cfg.optim, device)
     std = [LRScheduleCB(), MetricsCB(), OutlierEnergyCB(), ValidCB(), GuardCB()] + ([MaxBatchesCB(run.max_batches)] if run.max_batches else [])
     learn = Learner(model, dls, method, opt, std + list(cbs), run, cfg)
     seed_everything(cfg.seed, dls)
@@ -664,7 +685,7 @@ def train(cfg:TrainConfig,    # What to train
          ) -> list:           # The per-epoch log records of this call
     "Train `cfg` into the run folder `out`, committing it crash-consistently after every epoch."
     run, out = run or RunConfig(), Path(out)
-    with deterministic_mode(run.deterministic):
+    with deterministic_mode(run.deterministic), configure_cuda(run):
         folder_cbs = [CheckpointCB(out), LogCB(out), SamplesCB(out)] + ([ProgressCB()] if run.progress else [])
         learn = build_learner(cfg, run, folder_cbs + list(cbs))   # a bad config fails here, before the folder is touched
         with run_lock(out):
@@ -865,10 +886,12 @@ def ngebm_train(method:str='ngebm',          # Training method, a registered nam
     p = replace(p, **{k: v for k, v in dict(dataset=dataset, depth=depth, width=width, epochs=epochs, lr=lr, warmup=warmup).items() if v is not None})
     if schedule: p = replace(p, decay_epochs=(OptimConfig.code(method) if schedule == 'code' else OptimConfig()).decay_epochs)
     run = RunConfig(device, bf16, channels_last, max_batches=max_batches, progress=not no_progress, deterministic=deterministic)
+    from ngebm.distributed import train_auto   # `train`, or this rank's share under torchrun (15_distributed builds on this module)
     for s in parse_seeds(seeds):
         cfg = train_config(p, method, s, root, download)
         params = getattr(NGEBMConfig, recipe)() if method == 'ngebm' else cfg.hp
         cfg = replace(cfg, data=replace(cfg.data, batch_size=batch_size, num_workers=num_workers, labels_per_class=labels_per_class),
                       model=replace(cfg.model, norm=norm), guard=GuardConfig(max_retries=max_retries), hp=set_hp(params, hp))
-        if not no_progress: print(f"{method}, seed {s}: WRN-{p.depth}-{p.width} on {p.dataset}, {p.epochs} epochs -> {Path(out)/f'seed{s}'}", flush=True)
-        train(cfg, Path(out)/f'seed{s}', run, resume=resume)
+        if not no_progress and int(os.environ.get('RANK', 0)) == 0:
+            print(f"{method}, seed {s}: WRN-{p.depth}-{p.width} on {p.dataset}, {p.epochs} epochs -> {Path(out)/f'seed{s}'}", flush=True)
+        train_auto(cfg, Path(out)/f'seed{s}', run, resume=resume)
