@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['GRAD_NORM_EDGES', 'temperature_nll', 'fit_temperature', 'calibration_stats', 'temperature_scaled', 'path_profile',
-           'log_histogram']
+           'log_histogram', 'logit_scale_gradients']
 
 # %% ../nbs/09a_calibration_study.ipynb #c9a00003
 import math
@@ -92,3 +92,17 @@ def log_histogram(v, # Positive values, e.g. per-sample ||dE/dx||_2
     edges = GRAD_NORM_EDGES if edges is None else np.asarray(edges, dtype=np.float64)
     v = np.asarray(torch.as_tensor(v).detach().cpu(), dtype=np.float64).ravel()
     return np.histogram(np.clip(v, edges[0], edges[-1]), edges)[0].tolist()
+
+# %% ../nbs/09a_calibration_study.ipynb #c9a00023
+def logit_scale_gradients(model:nn.Module, # Classifier x -> logits (B, K), in eval mode
+                          x:Tensor, y:Tensor, # A labelled batch
+                         ) -> dict: # d/ds at s=1 of the cross-entropy ('ce') and of the mean ||dE/dx||_2 ('grad_norm') of the logits s f(x)
+    "How the cross-entropy and NG-EBM's gradient penalty change when every logit is multiplied by s, at s = 1."
+    s = torch.ones((), dtype=x.dtype, device=x.device, requires_grad=True)
+    xg = x.detach().requires_grad_(True)
+    z = s * model(xg)
+    ce = F.cross_entropy(z, y)
+    gn = torch.autograd.grad(energy(z).sum(), xg, create_graph=True)[0].flatten(1).norm(dim=1).mean()
+    d_ce, = torch.autograd.grad(ce, s, retain_graph=True)
+    d_gn, = torch.autograd.grad(gn, s)
+    return dict(ce=d_ce.item(), grad_norm=d_gn.item())

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from fastcore.script import call_parse
+from fastcore.script import call_parse, store_true
 from .core import energy, energy_grad_norm, sgld_step
 from .igebm import clipped_langevin_step, cd_loss
 from .score import ssm_objective, dsm_objective
+from .training import cli_errors
+
 
 # %% ../nbs/00a_toy.ipynb #0ac549f6
 TOY_DATASETS = ('rings', 'moons')
@@ -274,12 +276,14 @@ def run_toys(method='all',          # One of TOY_METHODS, or 'all'
 
 # %% ../nbs/00a_toy.ipynb #1d964169
 @call_parse
+@cli_errors
 def ngebm_toy(method:str='all',          # cd, jem, ngebm, igebm, ssm, dsm, or all
               dataset:str='rings',       # rings or moons
               steps:int=300,             # Parameter updates per model
               seed:int=0,                # Random seed
               out:str='runs/toy',        # Output folder for the figure <dataset>_<method>.png (created if missing)
               device:str='cpu',          # Torch device
+              debug:store_true=False,    # Show the traceback of an error
              ):
     "Train toy 2-D energy models, write their landscapes to a PNG under OUT and print a summary."
     run_toys(method, dataset, steps, seed, out, device)
