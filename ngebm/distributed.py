@@ -234,7 +234,7 @@ def parse_params(s:str) -> dict:
 def comparison_runs(cc:CompareConfig, out) -> list:
     "(method, seed, run folder, TrainConfig) of every model `compare(cc, out)` trains, in its folder layout."
     p, out = cc.resolved(), Path(out)
-    return [(m, s, out/m/f'seed{s}', train_config(p, m, s, cc.root, cc.download)) for m in cc.methods for s in cc.seed_list]
+    return [(m, s, out/m/f'seed{s}', train_config(p, m, s, cc.root, cc.download, cc.num_workers)) for m in cc.methods for s in cc.seed_list]
 
 def submit_comparison(cc:CompareConfig,     # What to compare
                       out,                  # The comparison's folder (its jobs log to out/jobs unless `executor` says otherwise)

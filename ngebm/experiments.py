@@ -17,7 +17,7 @@ from fastcore.script import call_parse, store_true
 from .data import DataConfig, make_loaders, ood_loaders
 from .training import (TrainConfig, RunConfig, METHODS, Preset, PRESETS, check_choice, preset_for, train_config, method_class,
                             train, load_model, read_log, run_config, read_checkpoint_meta, atomic_write, write_text_atomic,
-                            parse_seeds, check_flags, cli_errors)
+                            parse_seeds, check_flags, cli_errors, run_identity)
 from .calibration import collect_predictions, expected_calibration_error, max_calibration_error, plot_reliability, iter_batches
 from .ood import SCORES, evaluate_ood, ood_report, plot_ood_histograms, score_data
 from .sampling import sgld_sample
@@ -201,13 +201,14 @@ class CompareConfig:
     attack:bool=True      # Run the PGD evaluation
     root:str='data'
     download:bool=False
+    num_workers:int=0     # DataLoader worker processes of every training run
 
     def __post_init__(self):
         check_choice(self.preset, PRESETS, 'preset')
         self.methods = tuple(method_class(m).name for m in self.methods)
         if not self.methods: raise ValueError("no methods to compare; e.g. methods=('ce', 'jem')")
         if self.seeds is not None: self.seeds = parse_seeds(','.join(map(str, self.seeds)))
-        check_flags(epochs=(self.epochs, 1))
+        check_flags(epochs=(self.epochs, 1), num_workers=(self.num_workers, 0))
 
     @property
     def seed_list(self) -> tuple: return self.seeds or tuple(range(1, PRESETS[self.preset].seeds + 1))
@@ -217,7 +218,7 @@ class CompareConfig:
         return replace(p, seeds=len(self.seed_list), epochs=p.epochs if self.epochs is None else self.epochs)
 
 # %% ../nbs/09_experiments.ipynb #cdf2a472
-_MAY_DIFFER = ('root', 'download')
+_MAY_DIFFER = ('root', 'download', 'num_workers')
 
 def _claim_folder(out:Path, cc:CompareConfig):
     "Write `compare.json` in a new output folder; refuse one that holds another comparison. An existing compare.json is never rewritten."
@@ -236,14 +237,10 @@ def _attack_set(models:list, test, n:int):
     idx = select_correct(models, x, y, n, seed=0)
     return x[idx], y[idx], hashlib.sha1(idx.numpy().tobytes()).hexdigest()
 
-def _what(cfg:dict) -> dict:
-    "What a run configuration trains: without the epoch count and guard (a run may be extended) and where the data lives."
-    return {k: ({n: x for n, x in v.items() if n not in ('root', 'download')} if k == 'data' else v) for k, v in cfg.items() if k not in ('epochs', 'guard')}
-
 def _trained(run:Path, cfg:TrainConfig) -> bool:
     "Whether `run` holds `cfg`'s run with at least `cfg.epochs` epochs committed: nothing to train, so the folder is only read."
     if not (run/'last.pt').exists() or not (run/'config.json').exists(): return False
-    same = _what(json.loads((run/'config.json').read_text())) == _what(cfg.to_dict())   # otherwise `train` says what differs
+    same = run_identity(json.loads((run/'config.json').read_text())) == run_identity(cfg.to_dict())   # otherwise `train` says what differs
     return same and read_checkpoint_meta(run/'last.pt')['epoch'] >= cfg.epochs
 
 def _eval_key(run:Path, **key) -> dict:
@@ -277,7 +274,7 @@ def compare(cc:CompareConfig,   # What to compare
     loaders, ood = make_loaders(data_cfg), ood_loaders(p.ood_sets, data_cfg)  # a missing dataset fails now, not after training
     todo = [(m, s, r) for m in cc.methods for s, r in zip(seeds, runs[m])]
     for i, (m, s, r) in enumerate(todo, 1):
-        cfg = train_config(p, m, s, cc.root, cc.download)
+        cfg = train_config(p, m, s, cc.root, cc.download, cc.num_workers)
         if _trained(r, cfg): say(f"[{i}/{len(todo)}] {m}, seed {s}: training done, skipped"); continue
         say(f"[{i}/{len(todo)}] training {m}, seed {s} -> {r}")
         train(cfg, r, run, resume=True)
@@ -346,6 +343,7 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (built in, CP
                   device:str=None,             # cpu, cuda or cuda:N; default: CUDA when present, else CPU
                   bf16:store_true=False,       # bf16 autocast in training (CUDA only)
                   channels_last:store_true=False, # Channels-last memory format in training (CUDA only)
+                  num_workers:int=0,           # DataLoader worker processes in training (0: load in the main process)
                   executor:str='inprocess',    # inprocess (one model after another, here) or submitit (one job per model: SLURM, else local processes)
                   submitit:str='',             # With --executor submitit: the jobs' parameters, e.g. 'slurm_partition=gpu,timeout_min=1440,gpus_per_node=1'
                   no_progress:store_true=False,# No progress lines or bars
@@ -353,7 +351,7 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (built in, CP
                  ):
     "Train the methods with several seeds, evaluate every model, and write the papers' tables and figures (a rerun resumes)."
     cc = CompareConfig(preset, tuple(m.strip() for m in methods.split(',') if m.strip()), None if seeds is None else parse_seeds(seeds),
-                       epochs, not no_attack, root, download)
+                       epochs, not no_attack, root, download, num_workers)
     out, run = Path(out or f'runs/compare-{preset}'), RunConfig(device, bf16, channels_last)
     if check_choice(executor, ('inprocess', 'submitit'), 'executor') == 'submitit':
         from ngebm.distributed import compare_submitit, submitit_executor, parse_params   # builds on this module; needs `pip install ngebm[cluster]`

@@ -10,9 +10,9 @@ __all__ = ['METHODS', 'PLUGINS', 'PRESETS', 'CLI_SPELLING', 'ModelConfig', 'Opti
            'MetricsCB', 'divergence_reason', 'collapse_reason', 'GuardCB', 'evaluate', 'ValidCB', 'OutlierEnergyCB',
            'ProgressCB', 'deterministic_mode', 'atomic_write', 'write_text_atomic', 'save_checkpoint', 'file_sha256',
            'load_checkpoint', 'CheckpointCB', 'LogCB', 'write_log', 'SamplesCB', 'run_lock', 'read_checkpoint_meta',
-           'checkpoint_path', 'repair_run', 'open_run', 'configure_cuda', 'make_optimizer', 'load_optimizer_state',
-           'build_learner', 'train', 'read_log', 'run_config', 'load_model', 'set_hp', 'Preset', 'check_choice',
-           'preset_for', 'train_config', 'parse_seeds', 'check_flags', 'cli_errors', 'ngebm_train']
+           'checkpoint_path', 'repair_run', 'run_identity', 'open_run', 'configure_cuda', 'make_optimizer',
+           'load_optimizer_state', 'build_learner', 'train', 'read_log', 'run_config', 'load_model', 'set_hp', 'Preset',
+           'check_choice', 'preset_for', 'train_config', 'parse_seeds', 'check_flags', 'cli_errors', 'ngebm_train']
 
 # %% ../nbs/05_training.ipynb #da51ac23
 import contextlib, errno, functools, hashlib, importlib, json, math, os, random, re, shutil, socket, sys, time
@@ -625,6 +625,11 @@ def repair_run(out:Path, st:dict):
 
 # %% ../nbs/05_training.ipynb #b39f3725
 _MAY_CHANGE = ('epochs', 'guard')   # a run can be extended, and its divergence guard loosened, on resume
+_HOW_LOADED = ('root', 'download', 'num_workers')   # where the data lives and how it is loaded: not what the run trains
+
+def run_identity(cfg:dict) -> dict:
+    "What a configuration (`TrainConfig.to_dict()`) trains: everything but what may change on resume and how the data is loaded."
+    return {k: ({n: x for n, x in v.items() if n not in _HOW_LOADED} if k == 'data' else v) for k, v in cfg.items() if k not in _MAY_CHANGE}
 
 def open_run(out:Path, cfg:TrainConfig, resume:bool) -> dict:
     "Check the run folder against `cfg`: the verified checkpoint to resume from, or None for a new run (config.json written)."
@@ -632,7 +637,8 @@ def open_run(out:Path, cfg:TrainConfig, resume:bool) -> dict:
     if not (out/'last.pt').exists():   # a folder without a checkpoint holds no run, whatever a failed start left
         write_text_atomic(out/'config.json', json.dumps(new, indent=1)); return None
     old = json.loads((out/'config.json').read_text()) if (out/'config.json').exists() else {}
-    diff = sorted(k for k in set(old) | set(new) if k not in _MAY_CHANGE and old.get(k) != new.get(k))
+    was, now = run_identity(old), run_identity(new)
+    diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
     if diff: raise ValueError(f"{out} holds a run with a different config (differs in: {', '.join(diff)}); refusing to overwrite it: choose another folder")
     if not resume: raise ValueError(f"{out} already holds a run; pass resume=True to continue it, or choose another folder")
     st = load_checkpoint(out/'last.pt')
@@ -797,6 +803,7 @@ def train_config(preset:Preset, # The settings
                  seed:int,
                  root='data',   # Where the datasets are (or go, with `download`)
                  download=False,
+                 num_workers:int=0, # DataLoader worker processes
                 ) -> TrainConfig:
     "The training run of `method` and `seed` under `preset`: a method whose hyperparameters have an `sgld` group gets the preset's sampler budget, then the preset's overrides for the method."
     p, Config = preset, method_class(method).Config
@@ -805,7 +812,7 @@ def train_config(preset:Preset, # The settings
         for k, v in (('steps', p.sgld_steps), ('buffer_size', p.buffer_size)):
             if hasattr(s, k): setattr(s, k, v)
     hp = set_hp(hp, dict(p.hp).get(method, ''))
-    return TrainConfig(method=method, epochs=p.epochs, seed=seed, data=DataConfig(dataset=p.dataset, root=root, download=download),
+    return TrainConfig(method=method, epochs=p.epochs, seed=seed, data=DataConfig(dataset=p.dataset, root=root, download=download, num_workers=num_workers),
                        model=ModelConfig(p.depth, p.width), optim=OptimConfig(lr=p.lr, warmup_iters=p.warmup, decay_epochs=p.decay_epochs), hp=hp)
 
 # %% ../nbs/05_training.ipynb #c4316b0c
