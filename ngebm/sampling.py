@@ -172,8 +172,11 @@ class ReplayBuffer:
         return torch.where(reinit, fresh, self.buffer[idx]), idx
 
     def update(self, idx:Tensor, x:Tensor):
-        "Write evolved states back to the slots they were drawn from."
-        self.buffer[idx] = x.detach().to(self.device, self.dtype)
+        "Write evolved states back to the slots they were drawn from; a slot drawn twice keeps the later state, at any thread count."
+        pos = torch.arange(len(idx), device=idx.device)
+        last = torch.full((self.size,), -1, device=idx.device).scatter_reduce(0, idx, pos, 'amax')   # the last draw of each slot
+        keep = last[idx] == pos
+        self.buffer[idx[keep]] = x[keep].detach().to(self.device, self.dtype)
 
     def to(self, device):
         self.device, self.buffer = torch.device(device), self.buffer.to(device)
