@@ -21,7 +21,8 @@ requirements = shlex.split(cfg.get('requirements', ''))
 if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_requirements', ''))
 min_python = cfg['min_python']
 cluster_requirements = (cfg.get('cluster_requirements') or '').split()  # `pip install ngebm[cluster]`: jobs on SLURM through submitit
-dev_requirements = (cfg.get('dev_requirements') or '').split() + cluster_requirements
+tensorboard_requirements = (cfg.get('tensorboard_requirements') or '').split()  # `pip install ngebm[tensorboard]`: TensorBoardCB
+dev_requirements = (cfg.get('dev_requirements') or '').split() + cluster_requirements + tensorboard_requirements
 
 package_data = dict()
 pkg_data = cfg.get('package_data', None)
@@ -42,7 +43,7 @@ setuptools.setup(
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'cluster': cluster_requirements },
+    extras_require={ 'dev': dev_requirements, 'cluster': cluster_requirements, 'tensorboard': tensorboard_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

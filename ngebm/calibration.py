@@ -4,11 +4,10 @@
 
 # %% auto #0
 __all__ = ['check_confidences', 'CalibrationBins', 'calibration_bins', 'expected_calibration_error', 'max_calibration_error',
-           'model_device', 'evaluating', 'iter_batches', 'Predictions', 'check_inputs', 'collect_predictions',
-           'plot_reliability']
+           'iter_batches', 'Predictions', 'check_inputs', 'collect_predictions', 'plot_reliability']
 
 # %% ../nbs/06_calibration.ipynb #59b537f6
-from contextlib import contextmanager
+from .core import model_device, eval_mode
 from typing import NamedTuple
 import torch
 from torch import Tensor, nn
@@ -88,19 +87,6 @@ def max_calibration_error(conf, # Confidence of each prediction, shape (n,), in 
     return _gaps(calibration_bins(conf, correct, n_bins), reference).max().item()
 
 # %% ../nbs/06_calibration.ipynb #c209ba67
-def model_device(model:nn.Module) -> torch.device:
-    "Device of the model's first parameter (CPU for a parameter-free model)."
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device('cpu')
-
-@contextmanager
-def evaluating(model:nn.Module):
-    "Put `model` in eval mode for the block, then restore its previous mode."
-    was_training = model.training
-    model.eval()
-    try: yield model
-    finally: model.train(was_training)
-
 def iter_batches(data, # DataLoader / iterable of (x, y) or x batches, a tuple (x, y) of tensors, or a tensor x
                  batch_size:int=256, # Batch size when `data` is held in tensors
                 ):
@@ -146,7 +132,7 @@ def collect_predictions(model:nn.Module, # Any network x -> logits (B, K)
     "Confidences, predicted and true labels of `model` on `data`: eval mode, no grad, batch by batch."
     device = model_device(model) if device is None else torch.device(device)
     conf, pred, label = [], [], []
-    with evaluating(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for x, y in iter_batches(data, batch_size):
             if y is None: raise ValueError("`data` has no labels: pass a DataLoader of (x, y) or a tuple (x, y)")
             check_inputs(x, y)

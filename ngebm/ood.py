@@ -14,7 +14,8 @@ from torch import Tensor, nn
 import matplotlib.pyplot as plt
 from sklearn.metrics import roc_auc_score, average_precision_score
 from .core import energy, energy_grad_norm
-from .calibration import model_device, evaluating, iter_batches
+from .core import model_device, eval_mode
+from .calibration import iter_batches
 
 # %% ../nbs/07_ood.ipynb #873dca88
 def log_px_score(model:nn.Module, # Any network x -> logits (B, K)
@@ -57,7 +58,7 @@ def score_data(model:nn.Module, # Any network x -> logits (B, K)
     p = next(model.parameters(), None)
     dtype = p.dtype if p is not None and p.is_floating_point() else None
     out = {n: [] for n in names}
-    with evaluating(model):
+    with eval_mode(model):
         for x, _ in iter_batches(data, batch_size):
             x = x.to(device=device, dtype=dtype or x.dtype)
             for n in names: out[n].append(SCORES[n](model, x).cpu())
