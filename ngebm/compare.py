@@ -76,7 +76,7 @@ def report_markdown(evals:dict, # {method: [evaluate_model result per seed]}
                 for k in kinds] for m in ms])
         out += ("\n### Generation: samples from noise, distal adversarials, restoration\n\n"
                 "FID and IS of each model's samples (SGLD from uniform noise) against the test images; the samples' median energy "
-                "quantile among the test images (1: lower than every test image); the share of noise starts that distal ascent makes "
+                "quantile among the test images (0: lower than every test image, 1: higher than every one); the share of noise starts that distal ascent makes "
                 "confident (p > 0.9); the RMSE of corrupted test images after Langevin restoration, with the best model-free baseline "
                 f"in brackets.\n\n{t5}")
     return out
