@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from .core import energy, energy_grad_norm
+from .core import energy, energy_grad_norm, energy_fn
 from .calibration import expected_calibration_error
 
 # %% ../nbs/17a_diagnostics.ipynb #c9a00007
@@ -79,7 +79,7 @@ def path_profile(model:nn.Module, # Classifier x -> logits (B, K), in eval mode
     t = torch.linspace(0, 1, n_points, dtype=a.dtype, device=a.device)
     x = ((1 - t)[:, None, None, None, None] * a + t[:, None, None, None, None] * b).flatten(0, 1)  # (n_points * n, C, H, W)
     with torch.no_grad(): e = energy(model(x))
-    gn = energy_grad_norm(lambda z: energy(model(z)), x)
+    gn = energy_grad_norm(energy_fn(model), x)
     return dict(t=t, energy=e.view(n_points, -1).T, grad_norm=gn.detach().view(n_points, -1).T)
 
 # %% ../nbs/17a_diagnostics.ipynb #c9a00020

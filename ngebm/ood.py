@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 import matplotlib.pyplot as plt
 from sklearn.metrics import roc_auc_score, average_precision_score
-from .core import energy, energy_grad_norm
+from .core import energy, energy_grad_norm, energy_fn
 from .core import model_device, eval_mode
 from .calibration import iter_batches
 
@@ -34,7 +34,7 @@ def approx_mass_score(model:nn.Module, # Any network x -> logits (B, K)
                       x:Tensor, # Inputs on the model's device, shape (B, ...)
                      ) -> Tensor: # -||dE/dx||_2, float64, shape (B,)
     "Approximate mass: minus the per-sample norm of the energy's input gradient."
-    return -energy_grad_norm(lambda x: energy(model(x)), x).double()
+    return -energy_grad_norm(energy_fn(model), x).double()
 
 SCORES = {'log p(x)': log_px_score, 'max p(y|x)': max_prob_score, 'approx. mass': approx_mass_score}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from fastcore.script import call_parse, store_true
-from .core import energy, energy_grad_norm, sgld_step
+from .core import energy, energy_grad_norm, sgld_step, energy_fn
 from .models import mlp
 from .methods.igebm import clipped_langevin_step, cd_loss
 from .methods.vera import VERAConfig, generator_step, vera_energy_loss
@@ -129,7 +129,7 @@ def train_cd(x:Tensor,        # Data (N, 2)
     "Train an unconditional energy by persistent contrastive divergence with SGLD."
     x = x.to(cfg.device); torch.manual_seed(cfg.seed)
     model, buffer = toy_mlp(1, cfg.hidden, cfg.device), uniform_noise(cfg.buffer_size, cfg)
-    efn = lambda z: energy(model(z))
+    efn = energy_fn(model)
     return _fit(model, x, x[:, 0], cfg, lambda m, xb, yb: _cd_loss(efn, xb, buffer, cfg))
 
 # %% ../nbs/19_toy.ipynb #915c857b
@@ -140,7 +140,7 @@ def train_jem(x:Tensor,       # Data (N, 2)
     "JEM: cross-entropy plus persistent contrastive divergence on E(x) = -LogSumExp f(x)."
     x, y = x.to(cfg.device), y.to(cfg.device); torch.manual_seed(cfg.seed)
     model, buffer = toy_mlp(int(y.max()) + 1, cfg.hidden, cfg.device), uniform_noise(cfg.buffer_size, cfg)
-    efn = lambda z: energy(model(z))
+    efn = energy_fn(model)
     return _fit(model, x, y, cfg, lambda m, xb, yb: F.cross_entropy(m(xb), yb) + _cd_loss(efn, xb, buffer, cfg))
 
 # %% ../nbs/19_toy.ipynb #67b1f19a
@@ -152,7 +152,7 @@ def train_ngebm(x:Tensor,       # Data (N, 2)
     x, y = x.to(cfg.device), y.to(cfg.device); torch.manual_seed(cfg.seed)
     model = toy_mlp(int(y.max()) + 1, cfg.hidden, cfg.device)
     def loss(m, xb, yb):
-        gnorm = energy_grad_norm(lambda z: energy(m(z)), xb, create_graph=True)
+        gnorm = energy_grad_norm(energy_fn(m), xb, create_graph=True)
         return cfg.gamma * F.cross_entropy(m(xb), yb) + cfg.beta * gnorm.mean()
     return _fit(model, x, y, cfg, loss)
 
@@ -163,7 +163,7 @@ def train_igebm(x:Tensor,       # Data (N, 2)
     "IGEBM: softmax-weighted contrastive divergence with clipped persistent Langevin chains and the E^2 penalty."
     x = x.to(cfg.device); torch.manual_seed(cfg.seed)
     model, buffer = toy_mlp(1, cfg.hidden, cfg.device), uniform_noise(cfg.buffer_size, cfg)
-    efn = lambda z: energy(model(z))
+    efn = energy_fn(model)
     def loss(m, xb, yb):
         xs = sample_chains(buffer, efn, cfg.batch, cfg, cfg.grad_clip)
         return cd_loss(efn(xb), efn(xs), cfg.igebm_l2)[0]
@@ -176,7 +176,7 @@ def train_ssm(x:Tensor,       # Data (N, 2)
     "Sliced score matching (variance-reduced, Rademacher projections) on an unconditional energy; no sampling."
     x = x.to(cfg.device); torch.manual_seed(cfg.seed)
     return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg,
-                lambda m, xb, yb: ssm_objective(lambda z: energy(m(z)), xb, cfg.ssm_projections, 'rademacher').mean())
+                lambda m, xb, yb: ssm_objective(energy_fn(m), xb, cfg.ssm_projections, 'rademacher').mean())
 
 def train_dsm(x:Tensor,       # Data (N, 2)
               cfg:ToyConfig,  # Settings (dsm_sigma)
@@ -184,7 +184,7 @@ def train_dsm(x:Tensor,       # Data (N, 2)
     "Denoising score matching at noise level cfg.dsm_sigma on an unconditional energy; no sampling."
     x = x.to(cfg.device); torch.manual_seed(cfg.seed)
     return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg,
-                lambda m, xb, yb: dsm_objective(lambda z: energy(m(z)), xb, cfg.dsm_sigma).mean())
+                lambda m, xb, yb: dsm_objective(energy_fn(m), xb, cfg.dsm_sigma).mean())
 
 # %% ../nbs/19_toy.ipynb #07f6cef2
 def on_grid(fn,            # x (M, 2) -> (M,) values
@@ -200,7 +200,7 @@ def on_grid(fn,            # x (M, 2) -> (M,) values
 
 def model_energy(model) -> callable:
     "x -> E(x) = -LogSumExp of the model's logits."
-    return lambda z: energy(model(z))
+    return energy_fn(model)
 
 def sgld_samples(model, cfg:ToyConfig, n=500, steps=200) -> Tensor:
     "Samples from fresh uniform noise after `steps` relaxed SGLD steps on the model's E(x)."
@@ -267,7 +267,7 @@ def train_vera_toy(x:Tensor,             # Data (N, 2)
     torch.manual_seed(seed)
     model, gen = toy_mlp(1, hidden, x.device), hp.make_generator(tuple(x.shape[1:])).to(x.device)
     opt, (g_opt, p_opt) = torch.optim.Adam(model.parameters(), lr, betas=hp.betas), hp.make_optimizers(gen)
-    efn = lambda z: energy(model(z))
+    efn = energy_fn(model)
     for _ in range(steps):
         xb = x[torch.randint(0, len(x), (batch,), device=x.device)]
         xg, _ = generator_step(gen, efn, g_opt, p_opt, batch, hp.entropy_weight, hp.n_posterior, (hp.min_sigma, hp.max_sigma))

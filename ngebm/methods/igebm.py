@@ -9,7 +9,7 @@ __all__ = ['clipped_langevin_step', 'langevin_sample', 'cd_loss', 'IGEBMConfig',
 from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
-from ..core import energy, class_energy, energy_grad
+from ..core import energy, class_energy, energy_grad, energy_fn
 from ..sampling import ReplayBuffer, eval_mode, _clamp_range
 from .base import Method, register_method
 
@@ -88,7 +88,7 @@ class IGEBM(Method):
     def remedy(self, retries, sgld_factor=2.0): self.steps = int(round(self.hp.steps * sgld_factor ** retries))
     def energy_fn(self, model, y=None):
         "x -> E(x) (or E(x, y) for the conditional model)."
-        return lambda x: energy(model(x))
+        return energy_fn(model)
     def sample(self, learn, n=None, y=None):
         "Draw from the buffer (5 % fresh), run clipped Langevin, write back."
         h = self.hp; x0, idx = self.buffer.draw(n, y)
@@ -109,7 +109,7 @@ class IGEBMCond(IGEBM):
     "Class-conditional IGEBM: E(x, y) = -f(x)[y], contrastive divergence on p(x, y) with chains drawn for the batch's labels."
     name, classifier = 'igebm_cond', True
     def n_classes(self, learn): return learn.dls.n_classes
-    def energy_fn(self, model, y=None): return (lambda x: energy(model(x))) if y is None else (lambda x: class_energy(model(x), y))
+    def energy_fn(self, model, y=None): return (energy_fn(model)) if y is None else (lambda x: class_energy(model(x), y))
     def loss(self, learn, x, y):
         xs, m = self.sample(learn, y=y), learn.model
         logits = m(x)

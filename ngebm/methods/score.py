@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from ..core import energy, energy_grad
+from ..core import energy, energy_grad, energy_fn
 from ..sampling import langevin_params, eval_mode
 from .igebm import langevin_sample
 from .base import Method, register_method
@@ -118,10 +118,10 @@ class ScoreMethod(Method):
     def sample(self, model, n:int, shape, device) -> Tensor:
         "Langevin chains from U(-1, 1) on the learned energy."
         x0 = torch.rand(n, *shape, device=device) * 2 - 1
-        return langevin_sample(lambda x: energy(model(x)), x0, self.hp.sample_steps, clamp=1.0, model=model, **langevin_params(self.hp.sample_eps))
+        return langevin_sample(energy_fn(model), x0, self.hp.sample_steps, clamp=1.0, model=model, **langevin_params(self.hp.sample_eps))
     def loss(self, learn, x, y):
         m = learn.model
-        obj = self.objective(lambda x: energy(m(x)), x).mean()
+        obj = self.objective(energy_fn(m), x).mean()
         with torch.no_grad(): e = energy(m(x)).mean()
         parts = {self.name: obj.detach(), 'e_data': e}
         if self.hp.sample_steps and self.last_batch(learn): parts['samples'] = self.sample(m, self.hp.n_samples, learn.dls.shape, learn.device)
@@ -146,4 +146,4 @@ class DSM(ScoreMethod):
     def sample(self, model, n, shape, device):
         x = super().sample(model, n, shape, device)
         if not self.hp.denoise: return x
-        with eval_mode(model): return (x + self.hp.sigma ** 2 * score(lambda x: energy(model(x)), x, create_graph=False)).clamp(-1, 1).detach()
+        with eval_mode(model): return (x + self.hp.sigma ** 2 * score(energy_fn(model), x, create_graph=False)).clamp(-1, 1).detach()

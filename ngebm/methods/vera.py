@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from ..core import energy, energy_grad_norm
+from ..core import energy, energy_grad_norm, energy_fn
 from ..models import mlp
 from .base import Method, register_method
 
@@ -240,7 +240,7 @@ class VERA(Method):
     def loss(self, learn, x, y):
         hp, m = self.hp, learn.model
         self._follow_schedule(learn)
-        xg, _ = generator_step(self.gen, lambda z: energy(m(z)), self.g_opt, self.p_opt, len(x),
+        xg, _ = generator_step(self.gen, energy_fn(m), self.g_opt, self.p_opt, len(x),
                                hp.entropy_weight, hp.n_posterior, (hp.min_sigma, hp.max_sigma))
         loss, parts = vera_energy_loss(m, x, xg, y if self.classifier else None, hp.grad_penalty, hp.gamma)
         return loss, {**parts, 'sigma': self.gen.sigma.detach(), 'samples': xg}
