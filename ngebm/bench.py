@@ -57,7 +57,7 @@ def bench_learner(method:str,          # A registered method
     def fixed_batch(cfg, meth, device):
         m = cfg.model
         model = WideResNet(m.depth, m.widen_factor, info.n_classes if meth.classifier else 1, info.shape[0], norm=m.norm, dropout=m.dropout)
-        return _fixed_loaders(x, y, info.n_classes), meth.adapt_model(model).to(device)
+        return _fixed_loaders(x, y, info.n_classes), model.to(device)
     learn = build_learner(cfg, run, build=fixed_batch)
     return learn, learn.to_device(x), y.to(learn.device)
 

@@ -45,7 +45,7 @@ def build_data_model(cfg:TrainConfig, method, device) -> tuple:
     dls, m = make_loaders(cfg.data), cfg.model
     n_out = dls.n_classes if method.classifier else 1
     model = WideResNet(m.depth, m.widen_factor, n_out, dls.shape[0], norm=m.norm, dropout=m.dropout)
-    return dls, method.adapt_model(model).to(device)
+    return dls, model.to(device)   # the method adapts it in its `setup` (e.g. score matching's smooth activations)
 
 def build_learner(cfg:TrainConfig,     # What to train
                   run:RunConfig=None,  # How: device, precision, logging
@@ -75,7 +75,7 @@ def _folder_cbs(cfg:TrainConfig, out:Path, run:RunConfig) -> list:
     return ([LogCB(out), SamplesCB(out)] + ([ProgressCB()] if run.progress else [])
             + ([TensorBoardCB(out, cfg)] if run.tensorboard else []))
 
-def _open_and_fit(learn:Learner, cfg:TrainConfig, out:Path, resume:bool, lock) -> list:
+def _open_and_fit(learn:Learner, cfg:TrainConfig, lock) -> list:
     "Open the run folder (through `lock`), restore its state, fit; the new log records."
     if (st := lock()) is not None: learn.load_state_dict(st)
     n0 = len(learn.history)
@@ -97,7 +97,7 @@ def _train_rank(cfg, out, run, resume, cbs, build) -> list:
             stack.enter_context(run_lock(out))
             opened['st'] = open_run(out, cfg, resume)
             return opened['st'] is not None
-        return _open_and_fit(learn, cfg, out, resume,
+        return _open_and_fit(learn, cfg,
                              lambda: (opened.get('st') or load_checkpoint(out/'last.pt', device)) if _on_rank0(open_folder) else None)
 
 def train(cfg:TrainConfig,    # What to train
@@ -112,7 +112,7 @@ def train(cfg:TrainConfig,    # What to train
     if launched_distributed(): return _train_rank(cfg, out, run, resume, cbs, build)
     with deterministic_mode(run.deterministic), configure_cuda(run):
         learn = build_learner(cfg, run, _folder_cbs(cfg, out, run) + list(cbs), CheckpointCB(out), build)  # a bad config fails here, before the folder is touched
-        with run_lock(out): return _open_and_fit(learn, cfg, out, resume, lambda: open_run(out, cfg, resume))
+        with run_lock(out): return _open_and_fit(learn, cfg, lambda: open_run(out, cfg, resume))
 
 # %% ../nbs/14_training.ipynb #c6b0ef33
 @call_parse
