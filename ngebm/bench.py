@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['PAPER_METHODS', 'GPUS', 'PAPER_HOURS', 'TRAIN_POOL', 'count_flops', 'bench_learner', 'step_flops', 'GPU',
-           'steps_per_epoch', 'projected_hours', 'timed_step', 'bench', 'bench_table', 'ngebm_bench']
+           'steps_per_epoch', 'projected_hours', 'timed_step', 'arithmetic_variants', 'bench', 'bench_table',
+           'ngebm_bench']
 
 # %% ../nbs/18_bench.ipynb #0477eda7
 import contextlib, json, statistics, sys, time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -46,7 +47,7 @@ def _fixed_loaders(x, y, n_classes:int) -> Loaders:
 def bench_learner(method:str,          # A registered method
                   preset:str='digits', # A key of PRESETS: model, image shape, method hyperparameters
                   batch_size:int=64,   # Images per step
-                  run:RunConfig=None,  # Device, bf16, channels_last
+                  run:RunConfig=None,  # Device, precision, channels_last
                   seed:int=0,          # Seeds the weights and the batch
                  ) -> tuple:           # (learner, x, y), the batch on the learner's device
     "The Learner that `train` builds for the preset's run of `method`, on a fixed random batch; reads no dataset."
@@ -115,62 +116,84 @@ def timed_step(learn:Learner, x, y) -> tuple:
 # %% ../nbs/18_bench.ipynb #5585af58
 def _median(v): return statistics.median(v) if v else None
 
-def _summary(m, times, ratios, mems, flops, batch, steps, gpu, utilisation, paper) -> dict:
+def _summary(m, times, ratios, fp32_ratios, mems, flops, batch, steps, gpu, utilisation, paper) -> dict:
     sec, fl, fl_ce, h = _median(times), flops.get(m), flops.get('ce'), PAPER_HOURS.get(m) if paper else None
     hours = lambda g: projected_hours(fl, steps, g, utilisation) if fl else None
     return dict(seconds_per_step=sec, images_per_sec=batch / sec if sec else None, time_ratio_to_ce=_median(ratios),
-                flops_per_step=fl, flop_ratio_to_ce=fl / fl_ce if fl and fl_ce else None,
+                time_ratio_to_fp32=_median(fp32_ratios), flops_per_step=fl, flop_ratio_to_ce=fl / fl_ce if fl and fl_ce else None,
                 gpu_hours=hours(gpu), rtx3090_hours=hours(GPUS['RTX3090']), paper_rtx3090_hours=h,
                 paper_rtx3090_utilisation=fl * steps / (h * 3600 * GPUS['RTX3090'].peak_flops) if fl and h else None,
                 step_mem_mb=max(mems) if mems and mems[0] is not None else None, step_times=list(times))
 
-def bench(preset:str='digits',     # A key of ngebm.experiments.PRESETS: model, image shape, method hyperparameters, epochs
+def arithmetic_variants(run:RunConfig, precisions=('fp32', 'auto')) -> dict:
+    "{label: RunConfig} of `run` at each precision, e.g. {'fp32': ..., 'bf16+cl': ...}; one entry where two resolve alike."
+    out = {}
+    for p in precisions:
+        r = replace(run, precision=p)
+        prec, cl = r.arithmetic()
+        out.setdefault(prec.name + ('+cl' if cl else ''), r)
+    return out
+
+def _ratios(now:dict, base) -> dict:
+    "Each entry of one round's times over the entry `base(key)` of the same round (where that was timed)."
+    return {k: t / now[base(k)] for k, t in now.items() if base(k) in now}
+
+def bench(preset:str='digits',     # A key of PRESETS: model, image shape, method hyperparameters, epochs
           methods=None,            # Methods to compare (default: PAPER_METHODS)
           batch_size:int=None,     # Images per step (default: the preset's)
-          rounds:int=5,            # Timed steps per method, the methods alternating within each round; 0: count FLOPs only
-          warmup:int=1,            # Untimed steps per method before the rounds
+          rounds:int=5,            # Timed steps per method and precision, all alternating within each round; 0: count FLOPs only
+          warmup:int=1,            # Untimed steps of each before the rounds
           counted:tuple=(2, 4),    # Batch sizes the FLOPs are counted at (see `step_flops`); None: the full batch
           gpu:str='H100',          # A key of GPUS, for the projected hours
           utilisation:float=0.4,   # Assumed fraction of the GPU's peak FLOP/s
-          run:RunConfig=None,      # Device, bf16, channels_last
+          run:RunConfig=None,      # Device and memory format (its precision is replaced by each of `precisions`)
+          precisions=('fp32', 'auto'), # Arithmetic timed side by side: fp32 and the fast path where the device has it
           seed:int=0,              # Seeds the weights and the batch (the same for every method)
           progress:bool=True,      # Print each figure as it is measured, then the table
-         ) -> dict:                # config, results (per method), interrupted
-    "Count the FLOPs of one training step of each method, then time the steps interleaved. Ctrl-C keeps what was measured."
+         ) -> dict:                # config, results ({arithmetic: {method: figures}}), interrupted
+    "Count the FLOPs of one training step of each method, then time the steps at each precision interleaved. Ctrl-C keeps what was measured."
     methods = tuple(check_choice(m, METHODS, 'method') for m in (methods or PAPER_METHODS))
     if rounds < 0 or warmup < 0: raise ValueError(f"rounds and warmup must be >= 0; got {rounds} and {warmup}")
     if not 0 < utilisation <= 1: raise ValueError(f"utilisation is a fraction of peak in (0, 1]; got {utilisation}")
     p, g, run = PRESETS[check_choice(preset, PRESETS, 'preset')], GPUS[check_choice(gpu, GPUS, 'gpu')], run or RunConfig(progress=False)
+    variants = arithmetic_variants(run, precisions) if rounds else {'fp32': replace(run, precision='fp32')}
+    ref = next(iter(variants))
     batch = batch_size or preset_config(p, methods[0], seed).data.batch_size
     steps = p.epochs * steps_per_epoch(preset, batch)
     say = (lambda s: print(s, flush=True)) if progress else (lambda s: None)
+    keys = [(v, m) for v in variants for m in methods]
     learners, flops, interrupted = {}, {}, False
-    times, ratios, mems = ({m: [] for m in methods} for _ in range(3))
-    say(f"ngebm_bench: preset {preset} (WRN-{p.depth}-{p.width}, batch {batch}) on {run.torch_device}; methods {', '.join(methods)}")
+    times, ratios, fp32_ratios, mems = ({k: [] for k in keys} for _ in range(4))
+    say(f"ngebm_bench: preset {preset} (WRN-{p.depth}-{p.width}, batch {batch}) on {run.torch_device}; methods {', '.join(methods)}; "
+        f"arithmetic {', '.join(variants)}")
     try:
-        for m in methods:
-            t0 = time.perf_counter(); learners[m] = bench_learner(m, preset, batch, run, seed)
-            flops[m] = step_flops(*learners[m], counted=counted if counted and max(counted) < batch else None)
+        for v, m in keys:
+            t0 = time.perf_counter(); learners[v, m] = bench_learner(m, preset, batch, variants[v], seed)
+            if m in flops: continue
+            flops[m] = step_flops(*learners[v, m], counted=counted if counted and max(counted) < batch else None)
             say(f"{m}: {flops[m] / 1e9:.4g} GFLOP per step (counted in {time.perf_counter() - t0:.1f} s)")
         for i in range(warmup if rounds else 0):
-            say(f"warm-up {i + 1}/{warmup}: " + ', '.join(f"{m} {timed_step(*learners[m])[0]:.3g} s" for m in methods))
+            say(f"warm-up {i + 1}/{warmup}: " + ', '.join(f"{m} {v} {timed_step(*learners[v, m])[0]:.3g} s" for v, m in keys))
         bar = progress_bar(range(rounds), leave=False) if progress and sys.stdout.isatty() and rounds else range(rounds)
         for r in bar:
             now = {}
-            for m in methods[r % len(methods):] + methods[:r % len(methods)]:  # rotated: no method always runs first
-                now[m], mb = timed_step(*learners[m]); times[m].append(now[m]); mems[m].append(mb)
-            for m in now:
-                if 'ce' in now: ratios[m].append(now[m] / now['ce'])
-            line = ', '.join(f"{m} {now[m]:.3g} s" for m in methods)
+            for k in keys[r % len(keys):] + keys[:r % len(keys)]:  # rotated: nothing always runs first
+                now[k], mb = timed_step(*learners[k]); times[k].append(now[k]); mems[k].append(mb)
+            for k, x in _ratios(now, lambda k: (k[0], 'ce')).items(): ratios[k].append(x)
+            for k, x in _ratios(now, lambda k: (ref, k[1])).items(): fp32_ratios[k].append(x)
+            line = ', '.join(f"{m} {v} {now[v, m]:.3g} s" for v, m in keys)
             if isinstance(bar, range): say(f"round {r + 1}/{rounds}: {line}")
             else: bar.comment = line
     except KeyboardInterrupt:
         interrupted = True
-        say(f"interrupted: keeping what was measured ({len(flops)} of {len(methods)} FLOP counts, {min(map(len, times.values()))} complete rounds)")
-    res = {m: _summary(m, times[m], ratios[m], mems[m], flops, batch, steps, g, utilisation, p.dataset.startswith('cifar')) for m in methods}
+        say(f"interrupted: keeping what was measured ({len(flops)} of {len(methods)} FLOP counts, "
+            f"{min(map(len, times.values()))} complete rounds)")
+    cifar = p.dataset.startswith('cifar')
+    res = {v: {m: _summary(m, times[v, m], ratios[v, m], fp32_ratios[v, m], mems[v, m], flops, batch, steps, g, utilisation, cifar)
+               for m in methods} for v in variants}
     cfg = dict(preset=preset, model=f'WRN-{p.depth}-{p.width}', batch_size=batch, shape=list(dataset_info(p.dataset).shape),
-               device=str(run.torch_device), bf16=run.bf16, channels_last=run.channels_last, warmup=warmup, rounds=rounds,
-               rounds_done=min(map(len, times.values())),
+               device=str(run.torch_device), arithmetic={v: str(r.arithmetic()[0]) for v, r in variants.items()},
+               warmup=warmup, rounds=rounds, rounds_done=min(map(len, times.values())),
                counted=list(counted) if counted else None, epochs=p.epochs, steps_per_epoch=steps // p.epochs,
                gpu=g.name, gpu_peak_tflops=g.peak_flops / 1e12, gpu_precision=g.precision, utilisation=utilisation)
     out = dict(config=cfg, results=res, interrupted=interrupted)
@@ -181,21 +204,30 @@ def bench(preset:str='digits',     # A key of ngebm.experiments.PRESETS: model, 
 def _f(v, spec='.3g'): return '–' if v is None else format(v, spec)
 
 def bench_table(b:dict) -> str:
-    "Markdown table of a `bench` result, with its conditions and the projection's assumptions below it."
+    "Markdown table of a `bench` result, a row per method and arithmetic, with its conditions and the projection's assumptions below it."
     c, res = b['config'], b['results']
-    paper, mem = (any(r[k] is not None for r in res.values()) for k in ('paper_rtx3090_hours', 'step_mem_mb'))
-    head = (['method', 's / step', 'x ce', 'images / s'] + (['step MB'] if mem else [])
+    rs = [r for v in res.values() for r in v.values()]
+    paper, mem = (any(r[k] is not None for r in rs) for k in ('paper_rtx3090_hours', 'step_mem_mb'))
+    timed, first = c['rounds'] > 0, next(iter(res))
+    head = (['method', 'arithmetic'] + (['s / step', 'x ce', 'x fp32', 'images / s'] if timed else []) + (['step MB'] if mem else [])
             + ['GFLOP / step', 'x ce', f"{c['gpu']} h", 'RTX 3090 h'] + (['paper RTX 3090 h', 'paper utilisation'] if paper else []))
-    rows = [[m, _f(r['seconds_per_step']), _f(r['time_ratio_to_ce'], '.2f'), _f(r['images_per_sec'], '.0f')]
-            + ([_f(r['step_mem_mb'], '.0f')] if mem else [])
-            + [_f(r['flops_per_step'] and r['flops_per_step'] / 1e9, '.5g'), _f(r['flop_ratio_to_ce'], '.2f'), _f(r['gpu_hours']), _f(r['rtx3090_hours'])]
-            + ([_f(r['paper_rtx3090_hours'], 'g'), _f(r['paper_rtx3090_utilisation'], '.0%')] if paper else []) for m, r in res.items()]
+    def row(v, m, r):
+        flop = [_f(r['flops_per_step'] and r['flops_per_step'] / 1e9, '.5g'), _f(r['flop_ratio_to_ce'], '.2f'),
+                _f(r['gpu_hours']), _f(r['rtx3090_hours'])] + ([_f(r['paper_rtx3090_hours'], 'g'), _f(r['paper_rtx3090_utilisation'], '.0%')] if paper else [])
+        return ([m, v] + ([_f(r['seconds_per_step']), _f(r['time_ratio_to_ce'], '.2f'), _f(r['time_ratio_to_fp32'], '.2f'),
+                         _f(r['images_per_sec'], '.0f')] if timed else [])
+                + ([_f(r['step_mem_mb'], '.0f')] if mem else []) + (flop if v == first else [''] * len(flop)))
+    rows = [row(v, m, r) for m in next(iter(res.values())) for v, rv in res.items() for r in [rv[m]]]
     table = '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)] + ['| ' + ' | '.join(r) + ' |' for r in rows])
     of = '' if c['rounds_done'] == c['rounds'] else f" of {c['rounds']}"
-    note = ((f"Seconds: {c['device']}{', bf16' if c['bf16'] else ''}, median of {c['rounds_done']}{of} interleaved rounds; x ce: median of per-round ratios. "
-             if c['rounds'] else "Not timed (rounds=0). ")
+    arith = '; '.join(f"{v}: {a}" for v, a in c['arithmetic'].items())
+    note = ((f"Seconds: {c['device']}, median of {c['rounds_done']}{of} interleaved rounds; x ce, x fp32: medians of per-round ratios "
+             f"to cross-entropy at the same arithmetic, and to the same method in fp32 ({arith}). " if timed else "Not timed (rounds=0). ")
             + f"Hours per model: {c['epochs']} epochs x {c['steps_per_epoch']} steps of {c['model']} at batch {c['batch_size']}, at "
-            + f"{c['utilisation']:.0%} of peak ({c['gpu']} {c['gpu_peak_tflops']:.4g} TFLOP/s {c['gpu_precision']}; RTX 3090 {GPUS['RTX3090'].peak_flops / 1e12:.3g} TFLOP/s fp32).")
+            + f"{c['utilisation']:.0%} of peak ({c['gpu']} {c['gpu_peak_tflops']:.4g} TFLOP/s {c['gpu_precision']}; "
+            + f"RTX 3090 {GPUS['RTX3090'].peak_flops / 1e12:.3g} TFLOP/s fp32); FLOP figures, the same at every arithmetic, are shown once per method."
+            + (f" The {c['gpu']} projection assumes training's fast path on CUDA: bf16 autocast, channels-last, fused Adam."
+               if 'bf16' in c['gpu_precision'] else ''))
     if paper: note += " Paper: NG-EBM Table 1; its utilisation: the run's FLOPs over those hours at the RTX 3090's peak."
     if b['interrupted']: note += " Interrupted: partial figures."
     return table + '\n\n' + note
@@ -211,16 +243,18 @@ def ngebm_bench(preset:str=None,          # Model, batch and hyperparameters of 
                 gpu:str='H100',           # GPU of the projected hours: H100, H200 or RTX3090
                 utilisation:float=0.4,    # Assumed fraction of the GPU's peak FLOP/s in the projection
                 device:str=None,          # Device to time on, e.g. cpu, cuda, cuda:1 (default: CUDA when present, else CPU)
-                bf16:store_true=False,    # Time under bf16 autocast (where supported)
-                channels_last:store_true=False, # Channels-last memory format
+                precisions:str='fp32,auto', # Arithmetic timed side by side: fp32, bf16, auto (the fast path where the device has it)
+                channels_last:str='auto', # Channels-last memory format: auto (with bf16), on or off
                 json_out:str=None,        # Also write the full result as JSON to this file (default: none)
                 no_progress:store_true=False, # Print only the final table
                 debug:store_true=False,   # Show tracebacks
                ):
     "FLOPs and seconds of one training step of each method, and the hours they imply for a full run on a GPU."
-    run = RunConfig(device, bf16, channels_last, progress=False)
+    run = RunConfig.from_flags(device, channels_last=channels_last, progress=False)
+    precs = tuple(check_choice(p, ('auto', 'bf16', 'fp32'), '--precisions value') for p in parse_list(precisions))
     b = bench(preset or ('cifar10' if run.torch_device.type == 'cuda' else 'digits'), parse_list(methods or '') or None,
-              batch_size, rounds, warmup, gpu=gpu, utilisation=utilisation, run=run, progress=not no_progress)
+              batch_size, rounds, warmup, gpu=gpu, utilisation=utilisation, run=run, precisions=precs or ('fp32',),
+              progress=not no_progress)
     if no_progress: print(bench_table(b))
     if json_out: Path(json_out).write_text(json.dumps(b, indent=1))
     if b['interrupted']: sys.exit(130)

@@ -45,7 +45,7 @@ def submitit_executor(folder,               # Where submitit keeps the jobs' pic
 
 # %% ../nbs/16_cluster.ipynb #63ee193a
 def submit_training(runs,               # (TrainConfig, run folder) pairs
-                    run:RunConfig=None, # How each job trains: device, bf16, channels_last, deterministic
+                    run:RunConfig=None, # How each job trains: device, precision, channels_last, deterministic
                     executor=None,      # A submitit executor
                    ) -> list:           # The submitit jobs, in the order of `runs`
     "Submit one `TrainJob` per run (a job array on SLURM)."

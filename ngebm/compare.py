@@ -35,8 +35,10 @@ def cost_table(costs:dict) -> str:
     ms = list(costs)
     med = {m: float(np.median([c['median_epoch_seconds'] for c in costs[m]])) for m in ms}
     ratio = 'ce' in costs and med['ce'] > 0
-    t = markdown_table(['method', 'models', 'wall-clock training time per model (s)', 'median s / epoch', 'images / s'] + (['x cross-entropy (median epochs)'] if ratio else []),
-               [[m, len(costs[m]), fmt_values([c['train_seconds'] for c in costs[m]]), fmt_values([c['median_epoch_seconds'] for c in costs[m]], digits=2),
+    prec = {m: '+'.join(sorted({c.get('precision') or '–' for c in costs[m]})) for m in ms}   # –: not recorded (older runs)
+    t = markdown_table(['method', 'models', 'precision', 'wall-clock training time per model (s)', 'median s / epoch', 'images / s']
+                       + (['x cross-entropy (median epochs)'] if ratio else []),
+               [[m, len(costs[m]), prec[m], fmt_values([c['train_seconds'] for c in costs[m]]), fmt_values([c['median_epoch_seconds'] for c in costs[m]], digits=2),
                  fmt_values([c['images_per_sec'] for c in costs[m]], digits=0)] + ([f"{med[m] / med['ce']:.1f}"] if ratio else []) for m in ms])
     cv = {m: np.std(v, ddof=1) / np.mean(v) for m in ms if len(v := [c['train_seconds'] for c in costs[m]]) > 1 and np.mean(v) > 0}
     noisy = [f"{m} ({100 * v:.0f}%)" for m, v in cv.items() if v > COST_CV]
@@ -135,7 +137,7 @@ def compare(cc:CompareConfig,   # What to compare
             out,                # Output folder
             device=None,        # None: CUDA when present
             progress=True,      # Progress lines (bars in a terminal)
-            run:RunConfig=None, # Training's run settings (bf16, channels_last); `device` and `progress` above take precedence
+            run:RunConfig=None, # Training's run settings (precision, channels_last); `device` and `progress` above take precedence
            ) -> dict:           # {'evals': {method: [per seed]}, 'costs': {method: [per seed]}, 'report': markdown}
     "Train, evaluate and report the methods of `cc` under one preset."
     out, p, seeds = Path(out), cc.resolved(), cc.seed_list
@@ -213,7 +215,7 @@ def comparison_runs(cc:CompareConfig, out) -> list:
 
 def submit_comparison(cc:CompareConfig,     # What to compare
                       out,                  # The comparison's folder (its jobs log to out/jobs unless `executor` says otherwise)
-                      run:RunConfig=None,   # How each job trains: device, bf16, channels_last, deterministic
+                      run:RunConfig=None,   # How each job trains: device, precision, channels_last, deterministic
                       executor=None,        # A submitit executor; default `submitit_executor(out/'jobs')`
                      ) -> dict:             # {(method, seed): submitit job}
     "Submit the training of every model of the comparison as a `TrainJob` (a job array on SLURM)."
@@ -247,8 +249,8 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (built in, CP
                   no_generation:store_true=False, # Skip sample quality, distal adversarials and restoration
                   inception:str=None,          # Inception-v3 weights file (a torchvision state dict) for FID/IS beyond digits
                   device:str=None,             # cpu, cuda or cuda:N; default: CUDA when present, else CPU
-                  bf16:store_true=False,       # bf16 autocast in training where supported (CPU with AVX512-BF16, CUDA)
-                  channels_last:store_true=False, # Channels-last memory format in training
+                  precision:str='auto',        # Training arithmetic: auto (bf16 where the device has it natively, else fp32), bf16 or fp32 (exact)
+                  channels_last:str='auto',    # Channels-last memory format in training: auto (with bf16), on or off
                   num_workers:int=0,           # DataLoader worker processes in training (0: load in the main process)
                   tensorboard:store_true=False,# Also write TensorBoard events to each run folder's tb/ (pip install 'ngebm[tensorboard]')
                   executor:str='inprocess',    # inprocess (one model after another, here) or submitit (one job per model: SLURM, else local processes)
@@ -260,7 +262,7 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (built in, CP
     cc = CompareConfig(preset, parse_list(methods), None if seeds is None else parse_seeds(seeds),
                        epochs, not no_attack, root, download, num_workers,
                        generation=not no_generation, inception=inception)
-    out, run = Path(out or f'runs/compare-{preset}'), RunConfig(device, bf16, channels_last, tensorboard=tensorboard)
+    out, run = Path(out or f'runs/compare-{preset}'), RunConfig.from_flags(device, precision, channels_last, tensorboard=tensorboard)
     if check_choice(executor, ('inprocess', 'submitit'), 'executor') == 'submitit':
         res = compare_submitit(cc, out, run, submitit_executor(out/'jobs', **parse_params(submitit)), progress=not no_progress)
     else:

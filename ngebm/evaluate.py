@@ -36,11 +36,12 @@ def grad_norms(model, data) -> torch.Tensor:
 
 # %% ../nbs/15_evaluate.ipynb #a8f9a5c5
 def training_cost(run:Path) -> dict:
-    "Wall-clock training time of a run folder, from its log: total, mean and median seconds per epoch, images per second."
-    secs = [r['seconds'] for r in read_log(run) if 'seconds' in r]
-    ips = [r['images_per_sec'] for r in read_log(run) if 'images_per_sec' in r]
+    "Wall-clock training time of a run folder, from its log: total, mean and median seconds per epoch, images per second, precision."
+    log = read_log(run)
+    secs, ips = ([r[k] for r in log if k in r] for k in ('seconds', 'images_per_sec'))
+    precision = '+'.join(sorted({r['precision'] for r in log if 'precision' in r})) or None   # None: a log from before it was recorded
     nan = float('nan')
-    return dict(train_seconds=sum(secs), seconds_per_epoch=sum(secs) / max(len(secs), 1),
+    return dict(train_seconds=sum(secs), seconds_per_epoch=sum(secs) / max(len(secs), 1), precision=precision,
                 median_epoch_seconds=float(np.median(secs)) if secs else nan, images_per_sec=float(np.mean(ips)) if ips else nan)
 
 # %% ../nbs/15_evaluate.ipynb #04ee7f3b

@@ -14,7 +14,7 @@ import torch, torch.distributed as dist
 from fastcore.script import call_parse, store_true
 from .data import make_loaders
 from .models import WideResNet
-from .precision import resolve_precision, fp32_outputs, channels_last
+from .precision import fp32_outputs, channels_last
 from .learner import Learner, MaxBatchesCB, LRScheduleCB, seed_everything, deterministic_mode
 from .methods import method_class
 from .methods.ngebm import NGEBMConfig
@@ -58,14 +58,14 @@ def build_learner(cfg:TrainConfig,     # What to train
     method = method_class(cfg.method)(cfg.hp)
     seed_everything(cfg.seed)
     dls, model = (build or build_data_model)(cfg, method, device)
-    if run.channels_last: model = channels_last(model)
-    precision = resolve_precision('bf16' if run.bf16 else 'fp32', device, run.deterministic)
+    precision, cl = run.arithmetic()
+    if cl: model = channels_last(model)
     if precision.bf16: fp32_outputs(model)   # energies, losses and their reductions in fp32 (00c_precision)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.optim, device)
     ckpt = checkpointer or MemoryCheckpoint()
     std = [LRScheduleCB(partial(lr_at, cfg.optim)), MetricsCB(run.log_every), OutlierEnergyCB(), ValidCB(),
            GuardCB(cfg.guard, cfg.seed, ckpt), ckpt] + ([MaxBatchesCB(run.max_batches)] if run.max_batches else [])
-    learn = Learner(model, dls, method, opt, std + list(cbs), device, precision, run.channels_last)
+    learn = Learner(model, dls, method, opt, std + list(cbs), device, precision, cl)
     seed_everything(cfg.seed, dls)
     return learn
 
@@ -139,8 +139,8 @@ def ngebm_train(method:str='ngebm',          # Training method, a registered nam
                 download:store_true=False,   # Download missing torchvision datasets into ROOT
                 num_workers:int=0,           # DataLoader worker processes (0: load in the main process)
                 device:str=None,             # cpu, cuda or cuda:N; default: CUDA when present, else CPU
-                bf16:store_true=False,       # bf16 autocast where supported (CPU with AVX512-BF16 or AMX, CUDA), else fp32
-                channels_last:store_true=False, # Channels-last memory format
+                precision:str='auto',        # auto: bf16 where the device has it natively (CPU with AVX512-BF16 or AMX, CUDA), else fp32; bf16; fp32 (exact)
+                channels_last:str='auto',    # Channels-last memory format: auto (with bf16), on or off
                 max_batches:int=None,        # Cap on iterations per epoch (smoke tests); default: no cap
                 deterministic:store_true=False, # One CPU thread and deterministic kernels: bitwise-reproducible runs and resumes
                 tensorboard:store_true=False, # Also write TensorBoard events to each run folder's tb/ (pip install 'ngebm[tensorboard]')
@@ -156,13 +156,14 @@ def ngebm_train(method:str='ngebm',          # Training method, a registered nam
     cls, p = method_class(method), PRESETS[check_choice(preset, PRESETS, 'preset') if preset else preset_for(dataset or 'digits')]
     p = replace(p, **{k: v for k, v in dict(dataset=dataset, depth=depth, width=width, epochs=epochs, lr=lr, warmup=warmup).items() if v is not None})
     if schedule: p = replace(p, decay_epochs=(OptimConfig.code(method) if schedule == 'code' else OptimConfig()).decay_epochs)
-    run = RunConfig(device, bf16, channels_last, max_batches=max_batches, progress=not no_progress, deterministic=deterministic,
-                    tensorboard=tensorboard)
+    run = RunConfig.from_flags(device, precision, channels_last, max_batches=max_batches, progress=not no_progress,
+                               deterministic=deterministic, tensorboard=tensorboard)
     for s in parse_seeds(seeds):
         cfg = preset_config(p, method, s, root, download)
         params = getattr(NGEBMConfig, recipe)() if recipe else cfg.hp
         cfg = replace(cfg, data=replace(cfg.data, batch_size=batch_size, num_workers=num_workers, labels_per_class=labels_per_class),
                       model=replace(cfg.model, norm=norm), guard=GuardConfig(max_retries=max_retries), hp=set_hp(params, hp))
         if not no_progress and int(os.environ.get('RANK', 0)) == 0:
-            print(f"{method}, seed {s}: WRN-{p.depth}-{p.width} on {p.dataset}, {p.epochs} epochs -> {Path(out)/f'seed{s}'}", flush=True)
+            print(f"{method}, seed {s}: WRN-{p.depth}-{p.width} on {p.dataset}, {p.epochs} epochs, {run.arithmetic()[0]} -> {Path(out)/f'seed{s}'}",
+                  flush=True)
         train(cfg, Path(out)/f'seed{s}', run, resume=resume)
