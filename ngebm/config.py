@@ -13,7 +13,7 @@ import torch
 from .data import DataConfig
 from .methods import method_class
 from .cli import parse_pairs, check_choice
-from .precision import PRECISIONS, resolve_precision, bf16_support
+from .precision import PRECISIONS, Precision, resolve_precision, bf16_support
 
 # %% ../nbs/10_config.ipynb #fcdf7214
 @dataclass
@@ -44,7 +44,7 @@ class GuardConfig:
     max_loss:float=1e8        # |loss| above this is divergence (the JEM code's guard)
     max_energy:float=1e5      # |mean energy| of data or samples above this is divergence
     energy_growth:float=1e3   # ... and so is a mean energy this many times the largest of the run's first epoch
-    sample_gap:float=100.0    # ... and |mean e_sample - mean e_data| this many times the data's energy scale max(|mean e_data|, 1)
+    sample_gap:float=100.0    # ... and |mean e_sample - mean e_data| this many times max(|mean e_data|, 1)
     max_retries:int=3         # Give up after this many rollbacks
     lr_factor:float=0.5       # After r rollbacks the learning rate is scaled by lr_factor**r
     sgld_factor:float=2.0     # ... and JEM's SGLD steps by sgld_factor**r
@@ -55,7 +55,7 @@ CHANNELS_LAST = {'auto': None, 'on': True, 'off': False}   # The commands' --cha
 class RunConfig:
     "How to run (not what): device, precision, logging; none of it enters config.json."
     device:str=None            # None: CUDA when present, else CPU
-    precision:str='auto'       # auto: bf16 where the device does it natively, else fp32 (`00c_precision`); bf16; fp32 (exact)
+    precision:str='auto'       # auto (bf16 where the device does it natively, else fp32), bf16, or fp32 (exact)
     channels_last:bool=None    # Channels-last model and batches; None: with bf16 (the fast path pairs them)
     log_every:int=20           # Iterations between progress updates and divergence checks (one host-device sync each)
     max_batches:int=None       # Cap on iterations per epoch (short runs, tests)
@@ -63,20 +63,24 @@ class RunConfig:
     deterministic:bool=False   # One CPU thread and deterministic kernels: bitwise-reproducible runs and resumes
     tensorboard:bool=False     # Also write TensorBoard events to the run folder's tb/ (needs the tensorboard package)
     def __post_init__(self):
-        if self.max_batches is not None and self.max_batches < 1: raise ValueError(f"max_batches must be >= 1; got {self.max_batches}")
+        if self.max_batches is not None and self.max_batches < 1:
+            raise ValueError(f"max_batches must be >= 1; got {self.max_batches}")
         if self.log_every < 1: raise ValueError(f"log_every must be >= 1; got {self.log_every}")
         if self.precision not in ('auto', *PRECISIONS):
             raise ValueError(f"precision must be auto, {' or '.join(PRECISIONS)}; got {self.precision!r}")
     @property
-    def torch_device(self) -> torch.device: return torch.device(self.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     @classmethod
     def from_flags(cls, device=None, precision='auto', channels_last='auto', **kw):
         "A RunConfig from the commands' flags: `--channels_last` is auto, on or off."
         cl = CHANNELS_LAST[check_choice(channels_last, CHANNELS_LAST, '--channels_last value')]
         return cls(device, check_choice(precision, ('auto', *PRECISIONS), '--precision value'), cl, **kw)
-    def arithmetic(self) -> tuple:
-        "(Precision, channels_last) of this run on its device: fp32 when deterministic, channels-last with bf16 unless set."
-        p = resolve_precision(self.precision, self.torch_device, self.deterministic)
+    def arithmetic(self, method=None) -> tuple:
+        "(Precision, channels_last) of this run of `method` ; channels-last with bf16 unless set."
+        if self.precision == 'auto' and method is not None and not method.fast_path:   # fp32 until measured
+            p = Precision('fp32', self.torch_device, f"auto: the fast path is not measured for {method.name}; fp32")
+        else: p = resolve_precision(self.precision, self.torch_device, self.deterministic)
         return p, p.bf16 if self.channels_last is None else self.channels_last
 
 # %% ../nbs/10_config.ipynb #bf489c22
@@ -85,19 +89,22 @@ def lr_at(cfg:OptimConfig, # Schedule
           epoch:int,       # Current epoch (from 0)
          ) -> float:       # Learning rate for this iteration
     "Warm-up then staircase decay."
-    return cfg.lr * min(1.0, (it + 1) / max(cfg.warmup_iters, 1)) * cfg.decay_rate ** sum(epoch >= m for m in cfg.decay_epochs)
+    warm = min(1.0, (it + 1) / max(cfg.warmup_iters, 1))
+    return cfg.lr * warm * cfg.decay_rate ** sum(epoch >= m for m in cfg.decay_epochs)
 
 # %% ../nbs/10_config.ipynb #66ae51fc
 def make_optimizer(params, cfg:OptimConfig, device) -> torch.optim.Adam:
     "Adam of `cfg` without weight decay; its fused kernel on CUDA."
-    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=0.0, fused=torch.device(device).type == 'cuda' or None)
+    fused = torch.device(device).type == 'cuda' or None
+    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=0.0, fused=fused)
 
 # %% ../nbs/10_config.ipynb #d1c92cc9
 def from_dict(cls, d):
     "Rebuild dataclass `cls` (nested dataclasses included) from `asdict` output."
     if d is None or not is_dataclass(cls): return d
     types = {f.name: f.type for f in fields(cls)}
-    return cls(**{k: from_dict(types[k], v) if isinstance(types[k], type) and is_dataclass(types[k]) else v for k, v in d.items()})
+    nested = lambda t: isinstance(t, type) and is_dataclass(t)
+    return cls(**{k: from_dict(types[k], v) if nested(types[k]) else v for k, v in d.items()})
 
 @dataclass
 class TrainConfig:
@@ -115,18 +122,21 @@ class TrainConfig:
         if self.epochs < 1: raise ValueError(f"epochs must be >= 1; got {self.epochs}")
         if self.hp is None and cls.Config is not None: self.hp = cls.Config()
         if cls.Config is not None and not isinstance(self.hp, cls.Config):
-            raise ValueError(f"hp for method {self.method!r} must be a {cls.Config.__name__}; got {type(self.hp).__name__}")
+            got = type(self.hp).__name__
+            raise ValueError(f"hp for method {self.method!r} must be a {cls.Config.__name__}; got {got}")
     def to_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
     @classmethod
     def from_dict(cls, d:dict):
         "Rebuild a config from `to_dict` output (e.g. a run's config.json)."
         hp_cls = method_class(d.get('method', 'ngebm')).Config
-        return cls(**{k: from_dict(hp_cls, v) if k == 'hp' else from_dict({f.name: f.type for f in fields(cls)}[k], v) for k, v in d.items()})
+        types = {f.name: f.type for f in fields(cls)}
+        return cls(**{k: from_dict(hp_cls if k == 'hp' else types[k], v) for k, v in d.items()})
 
 # %% ../nbs/10_config.ipynb #41a836b5
 def set_hp(hp, assignments:str):
-    "Apply 'name=value,group.name=value' overrides to the hyperparameter dataclass `hp` (values parsed as the field's type)."
-    if hp is None and assignments.strip(): raise ValueError(f"this method has no hyperparameters; got --hp {assignments!r}")
+    "Apply 'name=value,group.name=value' overrides to the hyperparameter dataclass `hp` (values of the field's type)."
+    if hp is None and assignments.strip():
+        raise ValueError(f"this method has no hyperparameters; got --hp {assignments!r}")
     for key, val in parse_pairs(assignments, 'sgld.steps=40'):
         *path, name = key.split('.')
         obj = hp
@@ -135,15 +145,23 @@ def set_hp(hp, assignments:str):
             known = ', '.join(_hp_names(hp)) or 'none'
             raise ValueError(f"unknown hyperparameter {key!r} in --hp {key}={val}; this method's are: {known}")
         old = getattr(obj, name)
-        try: new = (val.strip().lower() in ('1', 'true', 'yes')) if isinstance(old, bool) else type(old)(val) if old is not None else float(val)
+        try: new = _parse_value(val, old)
         except ValueError: raise ValueError(f"--hp {key}={val}: {val!r} is not a valid {type(old).__name__}") from None
         setattr(obj, name, new)
     if hasattr(hp, '__post_init__'): hp.__post_init__()
     return hp
 
+def _parse_value(val:str, old):
+    "`val` as the type of the value `old` it replaces (a bool from 1/true/yes; a float where `old` is None)."
+    if isinstance(old, bool): return val.strip().lower() in ('1', 'true', 'yes')
+    return type(old)(val) if old is not None else float(val)
+
 def _hp_names(hp, prefix='') -> list:
+    "Every hyperparameter name of `hp`, nested groups dotted ('sgld.steps')."
     if not is_dataclass(hp): return []
-    return [n for f in fields(hp) for n in (_hp_names(getattr(hp, f.name), f'{prefix}{f.name}.') if is_dataclass(getattr(hp, f.name)) else [f'{prefix}{f.name}'])]
+    sub = lambda f: getattr(hp, f.name)
+    return [n for f in fields(hp)
+            for n in (_hp_names(sub(f), f'{prefix}{f.name}.') if is_dataclass(sub(f)) else [f'{prefix}{f.name}'])]
 
 # %% ../nbs/10_config.ipynb #8fad3422
 @dataclass(frozen=True)
@@ -164,18 +182,22 @@ class Preset:
     linf_eps:tuple         # Linf budgets reported in the table, in [-1, 1] units
     l2_eps:tuple           # L2 budgets reported in the table, in [-1, 1] units
     pgd_steps:int=None     # PGD iterations per budget (None: foolbox's default, 40 for Linf, 50 for L2)
-    hp:tuple=()            # Per-method hyperparameter overrides, ((method, 'name=value,...'), ...), applied with `set_hp`
+    hp:tuple=()            # Per-method overrides ((method, 'name=value,...'), ...), applied with `set_hp`
 
 PRESETS = {
-    'digits': Preset('digits', depth=10, width=2, epochs=12, lr=1e-3, warmup=100, decay_epochs=(8,), sgld_steps=10, buffer_size=2000,
-                     seeds=3, ood_sets=('interp', 'uniform', 'constant'), n_attack=100, linf_eps=(0.05, 0.1, 0.2), l2_eps=(0.5, 1.0, 2.0),
-                     pgd_steps=20, hp=(('ngebm', f'beta={0.5 * (64 / 3072) ** 0.5:.4f}'),)),  # beta scaled to 8x8 digits: see 09a
-    'smoke': Preset('digits', depth=10, width=2, epochs=2, lr=3e-3, warmup=10, decay_epochs=(), sgld_steps=5, buffer_size=500,
-                    seeds=2, ood_sets=('uniform', 'constant'), n_attack=20, linf_eps=(0.1,), l2_eps=(1.0,), pgd_steps=10),
-    'cifar10': Preset('cifar10', depth=28, width=10, epochs=150, lr=1e-4, warmup=1000, decay_epochs=(50, 100), sgld_steps=20, buffer_size=10000,
+    'digits': Preset('digits', depth=10, width=2, epochs=12, lr=1e-3, warmup=100, decay_epochs=(8,), sgld_steps=10,
+                     buffer_size=2000, seeds=3, ood_sets=('interp', 'uniform', 'constant'), n_attack=100,
+                     linf_eps=(0.05, 0.1, 0.2), l2_eps=(0.5, 1.0, 2.0), pgd_steps=20,
+                     hp=(('ngebm', f'beta={0.5 * (64 / 3072) ** 0.5:.4f}'),)),  # beta scaled to 8x8 digits: see 09a
+    'smoke': Preset('digits', depth=10, width=2, epochs=2, lr=3e-3, warmup=10, decay_epochs=(), sgld_steps=5,
+                    buffer_size=500, seeds=2, ood_sets=('uniform', 'constant'), n_attack=20, linf_eps=(0.1,),
+                    l2_eps=(1.0,), pgd_steps=10),
+    'cifar10': Preset('cifar10', depth=28, width=10, epochs=150, lr=1e-4, warmup=1000, decay_epochs=(50, 100),
+                      sgld_steps=20, buffer_size=10000,
                       seeds=5, ood_sets=('svhn', 'cifar100', 'celeba', 'interp', 'uniform', 'constant'), n_attack=300,
                       linf_eps=(2/255*2, 8/255*2), l2_eps=(0.5, 1.0)),
-    'cifar100': Preset('cifar100', depth=28, width=10, epochs=150, lr=1e-4, warmup=1000, decay_epochs=(50, 100), sgld_steps=20, buffer_size=10000,
+    'cifar100': Preset('cifar100', depth=28, width=10, epochs=150, lr=1e-4, warmup=1000, decay_epochs=(50, 100),
+                       sgld_steps=20, buffer_size=10000,
                        seeds=5, ood_sets=('svhn', 'cifar10', 'celeba', 'interp', 'uniform', 'constant'), n_attack=300,
                        linf_eps=(2/255*2, 8/255*2), l2_eps=(0.5, 1.0)),
 }
@@ -192,12 +214,14 @@ def preset_config(preset:Preset, # The settings
                  download=False,
                  num_workers:int=0, # DataLoader worker processes
                 ) -> TrainConfig:
-    "The training run of `method` and `seed` under `preset`: a method whose hyperparameters have an `sgld` group gets the preset's sampler budget, then the preset's overrides for the method."
+    "The run of `method` and `seed` under `preset`: its sampler budget (for an `sgld` group), then its overrides."
     p, Config = preset, method_class(method).Config
     hp = Config() if Config is not None else None
     if (s := getattr(hp, 'sgld', None)) is not None:
         for k, v in (('steps', p.sgld_steps), ('buffer_size', p.buffer_size)):
             if hasattr(s, k): setattr(s, k, v)
     hp = set_hp(hp, dict(p.hp).get(method, ''))
-    return TrainConfig(method=method, epochs=p.epochs, seed=seed, data=DataConfig(dataset=p.dataset, root=root, download=download, num_workers=num_workers),
-                       model=ModelConfig(p.depth, p.width), optim=OptimConfig(lr=p.lr, warmup_iters=p.warmup, decay_epochs=p.decay_epochs), hp=hp)
+    data = DataConfig(dataset=p.dataset, root=root, download=download, num_workers=num_workers)
+    optim = OptimConfig(lr=p.lr, warmup_iters=p.warmup, decay_epochs=p.decay_epochs)
+    return TrainConfig(method=method, epochs=p.epochs, seed=seed, data=data, model=ModelConfig(p.depth, p.width),
+                       optim=optim, hp=hp)

@@ -58,7 +58,7 @@ def build_learner(cfg:TrainConfig,     # What to train
     method = method_class(cfg.method)(cfg.hp)
     seed_everything(cfg.seed)
     dls, model = (build or build_data_model)(cfg, method, device)
-    precision, cl = run.arithmetic()
+    precision, cl = run.arithmetic(method)
     if cl: model = channels_last(model)
     if precision.bf16: fp32_outputs(model)   # energies, losses and their reductions in fp32 (00c_precision)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.optim, device)
@@ -164,6 +164,6 @@ def ngebm_train(method:str='ngebm',          # Training method, a registered nam
         cfg = replace(cfg, data=replace(cfg.data, batch_size=batch_size, num_workers=num_workers, labels_per_class=labels_per_class),
                       model=replace(cfg.model, norm=norm), guard=GuardConfig(max_retries=max_retries), hp=set_hp(params, hp))
         if not no_progress and int(os.environ.get('RANK', 0)) == 0:
-            print(f"{method}, seed {s}: WRN-{p.depth}-{p.width} on {p.dataset}, {p.epochs} epochs, {run.arithmetic()[0]} -> {Path(out)/f'seed{s}'}",
+            print(f"{method}, seed {s}: WRN-{p.depth}-{p.width} on {p.dataset}, {p.epochs} epochs, {run.arithmetic(cls)[0]} -> {Path(out)/f'seed{s}'}",
                   flush=True)
         train(cfg, Path(out)/f'seed{s}', run, resume=resume)

@@ -32,6 +32,7 @@ class JEMConfig:
 class JEM(Method):
     "JEM: cross-entropy plus contrastive divergence on p(x) with persistent SGLD chains from a replay buffer."
     name, Config = 'jem', JEMConfig
+    fast_path = True   # measured in 18a_fast_path
     def __init__(self, hp=None): super().__init__(hp); self.steps, self.buffer, self._unlabeled = self.hp.sgld.steps, None, None
     def setup(self, learn):
         s, dls = self.hp.sgld, learn.dls
