@@ -266,7 +266,7 @@ def bench_reference(reference, fork, depth=10, width=2, batch_size=64, rounds=15
                reference=dict(jem=dict(url='https://github.com/wgrathwohl/JEM', commit=git_commit(reference)),
                               ngebm=dict(url='https://github.com/chrissweet/NG-EBM', commit=git_commit(fork))),
                sgld_settings=settings, checks=checks, results=summarise(times))
-    if profile: out['profile_fast_jem'] = profile_steps(steps['jem', 'fast'], profile)
+    if profile: out['profile_fast_jem'], out['profile_steps'] = profile_steps(steps['jem', 'fast'], profile), profile
     return out
 
 def main(argv=None):
