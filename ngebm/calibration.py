@@ -119,6 +119,7 @@ class Predictions(NamedTuple):
     @property
     def accuracy(self) -> float: return self.correct.double().mean().item()
 
+# %% ../nbs/06_calibration.ipynb #e190615d
 def check_inputs(x:Tensor, # A batch of inputs; 4-D (B, C, H, W) batches are images
                  y:Tensor, # Its labels
                  tol:float=0.5, # Images may exceed [-1, 1] by this much (test-time Gaussian noise)
@@ -135,6 +136,7 @@ def check_inputs(x:Tensor, # A batch of inputs; 4-D (B, C, H, W) batches are ima
         raise ValueError(f"images must lie in [-1, 1]; got values in [{x.min().item():.3g}, {x.max().item():.3g}] "
                          f"(map 0..255 pixels with x / 127.5 - 1)")
 
+# %% ../nbs/06_calibration.ipynb #f518f4e7
 def collect_predictions(model:nn.Module, # Any network x -> logits (B, K)
                         data, # Labelled data: DataLoader of (x, y), or a tuple (x, y)
                         batch_size:int=256, # Batch size when `data` is a tuple of tensors

@@ -332,6 +332,7 @@ class Convert:
                               align_corners=False)[0]
         return x
 
+# %% ../nbs/01_data.ipynb #5fb4923d
 def _real_ood(name:str, cfg:DataConfig) -> tuple:
     "An OOD set of real images and the shape of its images."
     if name == 'celeba':
@@ -368,6 +369,7 @@ def ood_dataset(name:str,          # One of OOD_SETS
         ds = Subset(ds, torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed))[:n])
     return ds
 
+# %% ../nbs/01_data.ipynb #7d96e33f
 def ood_loader(name:str, cfg:DataConfig, convert:bool=False, n:Optional[int]=None) -> DataLoader:
     "A test-style loader (no shuffle, every image) over `ood_dataset(name, cfg, convert, n)`."
     return _loader(ood_dataset(name, cfg, convert, n), cfg, False, 4)

@@ -21,6 +21,7 @@ _NORMS = (None, 'batch', 'instance', 'layer', 'act', 'spectral')
 def _check_norm(norm):
     if norm not in _NORMS: raise ValueError(f"norm must be one of {_NORMS}; got {norm!r}")
 
+# %% ../nbs/02_models.ipynb #339dc381
 class ActNorm(nn.Module):
     ("Per-channel affine map scale * (x + loc); the first batch it sees sets loc and scale so that batch has "
      "per-channel mean 0, std 1.")
@@ -49,6 +50,7 @@ class ActNorm(nn.Module):
         self._checked = False  # the loaded `initialized` decides at the next forward
         return super()._load_from_state_dict(*args, **kwargs)
 
+# %% ../nbs/02_models.ipynb #b344d4dc
 def make_norm(norm:str|None, # One of None, 'batch', 'instance', 'layer', 'act', 'spectral'
               c:int,         # Number of channels
              ) -> nn.Module:
@@ -172,6 +174,7 @@ def jem_to_ngebm_state_dict(sd:dict,        # A JEM `model_state_dict`
     if kind not in JEM_KINDS: raise ValueError(f"kind must be one of {JEM_KINDS}; got {kind!r}")
     return {nk: v for k, v in sd.items() if (nk := _jem_key(k, kind)) is not None}
 
+# %% ../nbs/02_models.ipynb #cc3b49cd
 def _read_jem_file(path, map_location) -> dict:
     "torch.load with weights_only=True; a file that needs other Python objects is refused, naming the first one."
     try: return torch.load(path, map_location=map_location, weights_only=True)
@@ -208,6 +211,7 @@ def _jem_kind(path, kind:str|None) -> str:
                          "energy head energy_output; a WideResNet with num_classes=1)")
     return kind
 
+# %% ../nbs/02_models.ipynb #faf0fe39
 def load_jem_checkpoint(model:WideResNet,  # With the checkpoint's depth, width and norm; K outputs for 'ccf', 1 for 'f'
                         path_or_state_dict, # A path to a JEM `.pt` file, its loaded dict, or its `model_state_dict`
                         kind:str|None=None, # 'ccf' or 'f' (--uncond); None: read from params.txt beside the file

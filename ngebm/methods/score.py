@@ -130,6 +130,7 @@ class ScoreMethod(Method):
             parts['samples'] = self.sample(m, self.hp.n_samples, learn.dls.shape, learn.device)
         return obj, parts
 
+# %% ../../nbs/09d_score.ipynb #796d7773
 @register_method
 class SSM(ScoreMethod):
     "Sliced score matching (variance-reduced by default) of a scalar energy with smoothed activations."
@@ -141,6 +142,7 @@ class SSM(ScoreMethod):
     def objective(self, energy_fn, x):
         h = self.hp; return ssm_objective(energy_fn, x, h.n_projections, h.projection, h.variance_reduced)
 
+# %% ../../nbs/09d_score.ipynb #ded9b9f1
 @register_method
 class DSM(ScoreMethod):
     "Denoising score matching of a scalar energy at noise level sigma."
