@@ -55,7 +55,9 @@ def energy_grad(energy_fn,           # Maps a batch x to per-sample energies, sh
     x = x if x.requires_grad else x.detach().requires_grad_(True)
     with torch.enable_grad():
         e = energy_fn(x)
-        if e.shape != x.shape[:1]: raise ValueError(f"energy_fn must return one energy per sample, shape {tuple(x.shape[:1])}; got {tuple(e.shape)}")
+        if e.shape != x.shape[:1]:
+            raise ValueError(f"energy_fn must return one energy per sample, shape {tuple(x.shape[:1])}; got "
+                             f"{tuple(e.shape)}")
         return torch.autograd.grad(e.sum(), x, create_graph=create_graph)[0]
 
 # %% ../nbs/00_core.ipynb #9fdbbb9f
@@ -71,7 +73,7 @@ def sgld_step(x:Tensor,        # Current chain states, shape (B, ...)
               energy_fn,       # Maps a batch to per-sample energies, shape (B,)
               step_size=1.0,   # alpha: multiplies the energy gradient
               noise_std=0.01,  # sigma: standard deviation of the added Gaussian noise
-              create_graph=False, # Keep the graph through the step (to differentiate through SGLD, as attacks on JEM's refinement do)
+              create_graph=False, # Keep the graph through the step (to differentiate through SGLD, as attacks do)
              ) -> Tensor:      # Next states; detached unless `create_graph`
     "One step of (relaxed) stochastic gradient Langevin dynamics descending the energy."
     x_next = x - step_size * energy_grad(energy_fn, x, create_graph) + noise_std * torch.randn_like(x)

@@ -20,10 +20,13 @@ def _check_logits(logits, # (n, K)
                   y,      # (n,) integer labels in [0, K)
                  ) -> tuple: # float64 logits, int64 labels
     z, y = torch.as_tensor(logits).detach().double().cpu(), torch.as_tensor(y).detach().long().cpu()
-    if z.ndim != 2 or z.shape[0] == 0: raise ValueError(f"logits must have shape (n, K) with n >= 1; got {tuple(z.shape)}")
-    if y.shape != z.shape[:1]: raise ValueError(f"labels must have shape ({z.shape[0]},) to match the logits; got {tuple(y.shape)}")
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise ValueError(f"logits must have shape (n, K) with n >= 1; got {tuple(z.shape)}")
+    if y.shape != z.shape[:1]:
+        raise ValueError(f"labels must have shape ({z.shape[0]},) to match the logits; got {tuple(y.shape)}")
     if not torch.isfinite(z).all(): raise ValueError("logits contain NaN or infinite values")
-    if (y < 0).any() or (y >= z.shape[1]).any(): raise ValueError(f"labels must lie in [0, {z.shape[1]}); got values in [{y.min().item()}, {y.max().item()}]")
+    if (y < 0).any() or (y >= z.shape[1]).any():
+        raise ValueError(f"labels must lie in [0, {z.shape[1]}); got values in [{y.min().item()}, {y.max().item()}]")
     return z, y
 
 def temperature_nll(logits, # (n, K)
@@ -42,7 +45,8 @@ def fit_temperature(logits, # Held-out (validation) logits, (n, K)
     z, y = _check_logits(logits, y)
     lo, hi = math.log(bounds[0]), math.log(bounds[1])
     t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([t], lr=1, max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn='strong_wolfe')
+    opt = torch.optim.LBFGS([t], lr=1, max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-14,
+                            line_search_fn='strong_wolfe')
     def closure():
         opt.zero_grad(); loss = F.cross_entropy(z / t.clamp(lo, hi).exp(), y); loss.backward(); return loss
     opt.step(closure)
@@ -67,7 +71,8 @@ def temperature_scaled(valid_logits, valid_y, # Where T is fitted
                       ) -> dict: # {'T': T, 'raw': calibration_stats at T=1, 'scaled': at the fitted T}
     "Test-split calibration before and after temperature scaling with T fitted on the validation split."
     T = fit_temperature(valid_logits, valid_y)
-    return dict(T=T, raw=calibration_stats(test_logits, test_y, 1.0, n_bins), scaled=calibration_stats(test_logits, test_y, T, n_bins))
+    return dict(T=T, raw=calibration_stats(test_logits, test_y, 1.0, n_bins),
+                scaled=calibration_stats(test_logits, test_y, T, n_bins))
 
 # %% ../nbs/17a_diagnostics.ipynb #c9a00016
 def path_profile(model:nn.Module, # Classifier x -> logits (B, K), in eval mode
@@ -75,9 +80,11 @@ def path_profile(model:nn.Module, # Classifier x -> logits (B, K), in eval mode
                  n_points:int=21, # Points on each segment, t = 0 .. 1
                 ) -> dict: # t (n_points,); energy and grad_norm (n, n_points)
     "Energy E(x) and ||dE/dx||_2 along the segments (1 - t) a + t b."
-    if a.shape != b.shape: raise ValueError(f"a and b must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
     t = torch.linspace(0, 1, n_points, dtype=a.dtype, device=a.device)
-    x = ((1 - t)[:, None, None, None, None] * a + t[:, None, None, None, None] * b).flatten(0, 1)  # (n_points * n, C, H, W)
+    # (n_points * n, C, H, W)
+    x = ((1 - t)[:, None, None, None, None] * a + t[:, None, None, None, None] * b).flatten(0, 1)
     with torch.no_grad(): e = energy(model(x))
     gn = energy_grad_norm(energy_fn(model), x)
     return dict(t=t, energy=e.view(n_points, -1).T, grad_norm=gn.detach().view(n_points, -1).T)
@@ -96,7 +103,8 @@ def log_histogram(v, # Positive values, e.g. per-sample ||dE/dx||_2
 # %% ../nbs/17a_diagnostics.ipynb #c9a00023
 def logit_scale_gradients(model:nn.Module, # Classifier x -> logits (B, K), in eval mode
                           x:Tensor, y:Tensor, # A labelled batch
-                         ) -> dict: # d/ds at s=1 of the cross-entropy ('ce') and of the mean ||dE/dx||_2 ('grad_norm') of the logits s f(x)
+                         # d/ds at s=1 of the cross-entropy ('ce') and the mean ||dE/dx||_2 ('grad_norm'), logits s f(x)
+                         ) -> dict:
     "How the cross-entropy and NG-EBM's gradient penalty change when every logit is multiplied by s, at s = 1."
     s = torch.ones((), dtype=x.dtype, device=x.device, requires_grad=True)
     xg = x.detach().requires_grad_(True)

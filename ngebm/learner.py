@@ -28,16 +28,20 @@ def _generators(loaders) -> list:
     return [g for dl in dls if dl is not None for g in [getattr(dl, 'generator', None)] if g is not None]
 
 def rng_state(loaders=None) -> dict:
-    "Every random-number-generator state, for a checkpoint (plain types and tensors only, so it loads with weights_only=True)."
+    ("Every random-number-generator state, for a checkpoint (plain types and tensors only, so it loads with "
+     "weights_only=True).")
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return dict(python=random.getstate(), numpy=dict(kind=kind, keys=torch.from_numpy(keys.astype(np.int64)), pos=pos, has_gauss=has_gauss, gauss=gauss),
+    return dict(python=random.getstate(),
+                numpy=dict(kind=kind, keys=torch.from_numpy(keys.astype(np.int64)), pos=pos, has_gauss=has_gauss,
+                           gauss=gauss),
                 torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 loaders=[g.get_state() for g in _generators(loaders)])
 
 def set_rng_state(st:dict, loaders=None):
     "Restore what `rng_state` saved."
     n = st['numpy']
-    random.setstate(st['python']); np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
+    random.setstate(st['python']); np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'],
+                                                        n['has_gauss'], n['gauss']))
     torch.set_rng_state(st['torch'])
     if st['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
     for g, s in zip(_generators(loaders), st['loaders']): g.set_state(s)
@@ -141,15 +145,18 @@ class FaultCB(Callback):
 
 # %% ../nbs/05_learner.ipynb #1c8eff18
 def load_optimizer_state(opt:torch.optim.Optimizer, sd:dict):
-    "`opt.load_state_dict(sd)` keeping `opt`'s own kernel choice (fused, foreach), so a checkpoint resumes on another device."
+    ("`opt.load_state_dict(sd)` keeping `opt`'s own kernel choice (fused, foreach), so a checkpoint resumes on "
+     "another device.")
     impl = ('fused', 'foreach', 'capturable')
     groups = [{**g, **{k: mine[k] for k in impl if k in mine}} for g, mine in zip(sd['param_groups'], opt.param_groups)]
     opt.load_state_dict({**sd, 'param_groups': groups})
 
 @patch
 def state_dict(self:Learner) -> dict:
-    "Everything a resumed run needs: weights, optimiser, the method's state, every RNG, the position and history, and each callback's part."
-    st = dict(model=self.model.state_dict(), optimizer=self.opt.state_dict(), method=self.method.state_dict(), rng=rng_state(self.dls),
+    ("Everything a resumed run needs: weights, optimiser, the method's state, every RNG, the position and history, "
+     "and each callback's part.")
+    st = dict(model=self.model.state_dict(), optimizer=self.opt.state_dict(), method=self.method.state_dict(),
+              rng=rng_state(self.dls),
               epoch=self.epoch, step=self.step, history=list(self.history))
     for cb in self.cbs: st.update(cb.state_dict())
     return st
@@ -157,7 +164,8 @@ def state_dict(self:Learner) -> dict:
 @patch
 def load_state_dict(self:Learner, st:dict):
     "Restore what `state_dict` saved."
-    self.model.load_state_dict(st['model']); load_optimizer_state(self.opt, st['optimizer']); self.method.load_state_dict(st['method'])
+    self.model.load_state_dict(st['model']); load_optimizer_state(self.opt, st['optimizer'])
+    self.method.load_state_dict(st['method'])
     set_rng_state(st['rng'], self.dls)
     self.epoch, self.step, self.history = st['epoch'], st['step'], list(st['history'])
     for cb in self.cbs: cb.load_state_dict(st)

@@ -144,7 +144,7 @@ def plot_ood_histograms(report:OODReport, # From `evaluate_ood` or `ood_report`
                         metric:str='AUROC', # Metric printed in each panel's title
                         size:float=2.6, # Panel size in inches
                        ):
-    "Grid of score histograms: rows scores, columns OOD sets; in-distribution green, OOD red."
+    "Grid of score histograms: rows scores, columns OOD sets; in-distribution green, OOD red, with a legend below."
     names, ood = list(report.scores[report.in_name]), report.ood_names
     fig, axs = plt.subplots(len(names), len(ood), figsize=(size * len(ood), size * len(names)), squeeze=False)
     for i, s in enumerate(names):
@@ -159,4 +159,7 @@ def plot_ood_histograms(report:OODReport, # From `evaluate_ood` or `ood_report`
             if i == 0: ax.annotate(o, (.5, 1.25), xycoords='axes fraction', ha='center', fontsize=11, weight='bold')
             if j == 0: ax.set_ylabel(s, fontsize=11)
     fig.tight_layout()
+    patches = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=.6) for c in ('tab:green', 'tab:red')]
+    fig.legend(patches, [f'{report.in_name} (in-distribution)', 'the OOD set named above the column'],
+               loc='upper center', bbox_to_anchor=(0.5, 0), ncol=2, fontsize=9, frameon=False)
     return fig

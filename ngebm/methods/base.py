@@ -23,7 +23,9 @@ class Method:
         raise NotImplementedError
     def remedy(self, retries:int, sgld_factor:float=2.0):
         "Adjust hyperparameters after `retries` divergence rollbacks (e.g. sampler steps times sgld_factor**retries)."
-    def modules(self) -> dict: "Extra trained modules the method owns, by name (moved to the device, checkpointed)."; return {}
+    def modules(self) -> dict:
+        "Extra trained modules the method owns, by name (moved to the device, checkpointed)."
+        return {}
     def adapt_model(self, model:nn.Module) -> nn.Module:
         "The network as this method trains it (e.g. smooth activations for score matching)."
         return model

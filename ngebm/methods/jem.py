@@ -33,10 +33,12 @@ class JEM(Method):
     "JEM: cross-entropy plus contrastive divergence on p(x) with persistent SGLD chains from a replay buffer."
     name, Config = 'jem', JEMConfig
     fast_path = True   # measured in 18a_fast_path
-    def __init__(self, hp=None): super().__init__(hp); self.steps, self.buffer, self._unlabeled = self.hp.sgld.steps, None, None
+    def __init__(self, hp=None):
+        super().__init__(hp); self.steps, self.buffer, self._unlabeled = self.hp.sgld.steps, None, None
     def setup(self, learn):
         s, dls = self.hp.sgld, learn.dls
-        self.semi = dls.train_unlabeled is not None and len(dls.train_unlabeled.dataset) > len(dls.train.dataset)  # labels_per_class set
+        # labels_per_class set
+        self.semi = dls.train_unlabeled is not None and len(dls.train_unlabeled.dataset) > len(dls.train.dataset)
         self.buffer = ReplayBuffer(s.buffer_size, dls.shape, s.reinit_freq, device=learn.device,
                                    n_classes=dls.n_classes if self.hp.loss.p_x_y > 0 else None)
     def remedy(self, retries, sgld_factor=2.0): self.steps = int(round(self.hp.sgld.steps * sgld_factor ** retries))
@@ -49,7 +51,8 @@ class JEM(Method):
         return learn.to_device(xu)
     def sample(self, learn, n=None, y=None):
         s = self.hp.sgld
-        return sample_q(learn.model, self.buffer, n, y=y, n_steps=self.steps, step_size=s.step_size, noise_std=s.noise_std)
+        return sample_q(learn.model, self.buffer, n, y=y, n_steps=self.steps, step_size=s.step_size,
+                        noise_std=s.noise_std)
     def loss(self, learn, x, y):
         m, xp = learn.model, self.p_x_batch(learn, x)
         xs = self.sample(learn, len(xp))                      # PCD: from the buffer, SGLD in eval mode, written back

@@ -110,7 +110,8 @@ class DSMConfig:
 
 # %% ../../nbs/09d_score.ipynb #b66143a1
 class ScoreMethod(Method):
-    "Score matching on a scalar energy: `objective(energy_fn, x)` per sample; Langevin samples on each epoch's last batch."
+    ("Score matching on a scalar energy: `objective(energy_fn, x)` per sample; Langevin samples on each epoch's last "
+     "batch.")
     classifier = False
     def objective(self, energy_fn, x): raise NotImplementedError
     def last_batch(self, learn) -> bool:
@@ -118,15 +119,18 @@ class ScoreMethod(Method):
     def sample(self, model, n:int, shape, device) -> Tensor:
         "Langevin chains from U(-1, 1) on the learned energy."
         x0 = torch.rand(n, *shape, device=device) * 2 - 1
-        return langevin_sample(energy_fn(model), x0, self.hp.sample_steps, clamp=1.0, model=model, **langevin_params(self.hp.sample_eps))
+        return langevin_sample(energy_fn(model), x0, self.hp.sample_steps, clamp=1.0, model=model,
+                               **langevin_params(self.hp.sample_eps))
     def loss(self, learn, x, y):
         m = learn.model
         obj = self.objective(energy_fn(m), x).mean()
         with torch.no_grad(): e = energy(m(x)).mean()
         parts = {self.name: obj.detach(), 'e_data': e}
-        if self.hp.sample_steps and self.last_batch(learn): parts['samples'] = self.sample(m, self.hp.n_samples, learn.dls.shape, learn.device)
+        if self.hp.sample_steps and self.last_batch(learn):
+            parts['samples'] = self.sample(m, self.hp.n_samples, learn.dls.shape, learn.device)
         return obj, parts
 
+# %% ../../nbs/09d_score.ipynb #796d7773
 @register_method
 class SSM(ScoreMethod):
     "Sliced score matching (variance-reduced by default) of a scalar energy with smoothed activations."
@@ -138,6 +142,7 @@ class SSM(ScoreMethod):
     def objective(self, energy_fn, x):
         h = self.hp; return ssm_objective(energy_fn, x, h.n_projections, h.projection, h.variance_reduced)
 
+# %% ../../nbs/09d_score.ipynb #ded9b9f1
 @register_method
 class DSM(ScoreMethod):
     "Denoising score matching of a scalar energy at noise level sigma."
@@ -146,4 +151,5 @@ class DSM(ScoreMethod):
     def sample(self, model, n, shape, device):
         x = super().sample(model, n, shape, device)
         if not self.hp.denoise: return x
-        with eval_mode(model): return (x + self.hp.sigma ** 2 * score(energy_fn(model), x, create_graph=False)).clamp(-1, 1).detach()
+        with eval_mode(model):
+            return (x + self.hp.sigma ** 2 * score(energy_fn(model), x, create_graph=False)).clamp(-1, 1).detach()
