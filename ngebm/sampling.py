@@ -44,15 +44,21 @@ def sgld_sample(f,                   # A classifier nn.Module (energy from its l
                 clamp=None,          # None, c for (-c, c), or (lo, hi): clip states after every step
                 y:Tensor|None=None,  # Labels (B,) to sample from E(x, y) instead of E(x); needs a model
                 return_chain=False,  # Also return every state, shape (n_steps+1, B, ...)
+                grad_clip:float|None=None, # V: clip each component of dE/dx to [-V, V] (IGEBM); None: plain SGLD
+                callback=None,       # callback(k, x) after step k = 1..n_steps and its clamp; a tensor it returns
+                                     # replaces x (e.g. to hold known pixels fixed)
+                create_graph=False,  # Keep the graph through the steps, to differentiate the final states by x0
                ):
-    "Run SGLD chains descending the energy: x <- x - step_size * dE/dx + noise_std * N(0, I). Returns the detached final states."
+    "Run SGLD chains descending the energy: x <- x - step_size * dE/dx + noise_std * N(0, I); return the final states."
     if n_steps < 0: raise ValueError(f"n_steps must be >= 0; got {n_steps}")
     efn, rng = _as_energy_fn(f, y), _clamp_range(clamp)
-    x, chain = x0.detach(), [x0.detach()]
+    x = x0 if create_graph else x0.detach()
+    chain = [x0.detach()]
     with eval_mode(f):
-        for _ in range(n_steps):
-            x = sgld_step(x, efn, step_size, noise_std)
+        for k in range(1, n_steps + 1):
+            x = sgld_step(x, efn, step_size, noise_std, create_graph, grad_clip)
             if rng is not None: x = x.clamp(*rng)
+            if callback is not None and (held := callback(k, x)) is not None: x = held
             if return_chain: chain.append(x)
     return (x, torch.stack(chain)) if return_chain else x
 

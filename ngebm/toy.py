@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['TOY_DATASETS', 'TOY_METHODS', 'TOY_CLASSIFIERS', 'toy_data', 'toy_mlp', 'ToyConfig', 'uniform_noise', 'sample_chains',
-           'train_cd', 'train_jem', 'train_ngebm', 'train_igebm', 'train_ssm', 'train_dsm', 'on_grid', 'model_energy',
-           'sgld_samples', 'plot_energy', 'plot_mass', 'plot_toys', 'toy_accuracy', 'mean_grad_norm', 'toy_vera_config',
+           'train_cd', 'train_jem', 'train_ngebm', 'train_igebm', 'train_ssm', 'train_dsm', 'on_grid', 'sgld_samples',
+           'plot_energy', 'plot_mass', 'plot_toys', 'toy_accuracy', 'mean_grad_norm', 'toy_vera_config',
            'train_vera_toy', 'mode_counts', 'run_toys', 'ngebm_toy']
 
 # %% ../nbs/19_toy.ipynb #9a452168
@@ -15,9 +15,10 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from fastcore.script import call_parse, store_true
-from .core import energy, energy_grad_norm, sgld_step, energy_fn
+from .core import energy_grad_norm, energy_fn, model_device
 from .models import mlp
-from .methods.igebm import clipped_langevin_step, cd_loss
+from .sampling import sgld_sample
+from .methods.igebm import cd_loss
 from .methods.vera import VERAConfig, generator_step, vera_energy_loss
 from .methods.score import ssm_objective, dsm_objective
 from .cli import cli_errors
@@ -90,15 +91,15 @@ def sample_chains(buffer:Tensor,  # Persistent chain states (N, 2); updated in p
                   energy_fn,      # x -> per-sample energies (B,)
                   n:int,          # Chains to advance
                   cfg:ToyConfig,  # Sampler settings
-                  grad_clip:float|None=None, # Clip each component of dE/dx to [-grad_clip, grad_clip] (IGEBM); None: plain SGLD
+                  grad_clip:float|None=None, # Clip each component of dE/dx to [-grad_clip, grad_clip] (IGEBM);
+                                             # None: plain SGLD
                  ) -> Tensor:     # The advanced states (n, 2)
     "Advance n random persistent chains by cfg.sgld_steps SGLD steps, restarting a fraction from noise."
     idx = torch.randint(0, len(buffer), (n,), device=buffer.device)
     x = buffer[idx]
     fresh = torch.rand(n, device=buffer.device) < cfg.reinit
     x[fresh] = uniform_noise(int(fresh.sum()), cfg)
-    for _ in range(cfg.sgld_steps):
-        x = sgld_step(x, energy_fn, cfg.step_size, cfg.noise_std) if grad_clip is None else clipped_langevin_step(x, energy_fn, cfg.step_size, cfg.noise_std, grad_clip)
+    x = sgld_sample(energy_fn, x, cfg.sgld_steps, cfg.step_size, cfg.noise_std, grad_clip=grad_clip)
     buffer[idx] = x
     return x
 
@@ -174,17 +175,18 @@ def train_ssm(x:Tensor,       # Data (N, 2)
               cfg:ToyConfig,  # Settings (ssm_projections)
              ) -> nn.Module:  # Energy network: energy(model(x)) = -model(x)[:, 0]
     "Sliced score matching (variance-reduced, Rademacher projections) on an unconditional energy; no sampling."
-    x = x.to(cfg.device); torch.manual_seed(cfg.seed)
-    return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg,
-                lambda m, xb, yb: ssm_objective(energy_fn(m), xb, cfg.ssm_projections, 'rademacher').mean())
+    return _fit_score(x, cfg, lambda efn, xb: ssm_objective(efn, xb, cfg.ssm_projections, 'rademacher'))
 
 def train_dsm(x:Tensor,       # Data (N, 2)
               cfg:ToyConfig,  # Settings (dsm_sigma)
              ) -> nn.Module:  # Energy network: energy(model(x)) = -model(x)[:, 0]
     "Denoising score matching at noise level cfg.dsm_sigma on an unconditional energy; no sampling."
+    return _fit_score(x, cfg, lambda efn, xb: dsm_objective(efn, xb, cfg.dsm_sigma))
+
+def _fit_score(x, cfg, objective):
+    "Adam on the mean of objective(energy_fn, xb) per point, for a fresh unconditional energy network."
     x = x.to(cfg.device); torch.manual_seed(cfg.seed)
-    return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg,
-                lambda m, xb, yb: dsm_objective(energy_fn(m), xb, cfg.dsm_sigma).mean())
+    return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg, lambda m, xb, yb: objective(energy_fn(m), xb).mean())
 
 # %% ../nbs/19_toy.ipynb #07f6cef2
 def on_grid(fn,            # x (M, 2) -> (M,) values
@@ -198,20 +200,15 @@ def on_grid(fn,            # x (M, 2) -> (M,) values
     v = fn(torch.stack([gx.flatten(), gy.flatten()], 1)).detach()
     return gx.cpu(), gy.cpu(), v.reshape(n, n).cpu()
 
-def model_energy(model) -> callable:
-    "x -> E(x) = -LogSumExp of the model's logits."
-    return energy_fn(model)
-
 def sgld_samples(model, cfg:ToyConfig, n=500, steps=200) -> Tensor:
     "Samples from fresh uniform noise after `steps` relaxed SGLD steps on the model's E(x)."
     torch.manual_seed(cfg.seed + 1)
     xs = uniform_noise(n, cfg)
-    for _ in range(steps): xs = sgld_step(xs, model_energy(model), cfg.step_size, cfg.noise_std)
-    return xs
+    return sgld_sample(energy_fn(model), xs, steps, cfg.step_size, cfg.noise_std)
 
 def plot_energy(ax, model, box=3.0, x=None, samples=None, title=''):
     "Heat map and contours of E(x); optional data (black) and samples (red) overlaid."
-    gx, gy, e = on_grid(model_energy(model), box, device=next(model.parameters()).device)
+    gx, gy, e = on_grid(energy_fn(model), box, device=model_device(model))
     ax.contourf(gx, gy, e, levels=30, cmap='viridis'); ax.contour(gx, gy, e, levels=10, colors='w', linewidths=0.4)
     if x is not None: ax.scatter(*x.cpu().T, s=1, c='k', alpha=0.3)
     if samples is not None: ax.scatter(*samples.cpu().T, s=2, c='r')
@@ -220,7 +217,7 @@ def plot_energy(ax, model, box=3.0, x=None, samples=None, title=''):
 
 def plot_mass(ax, model, box=3.0, title=''):
     "Approximate mass -||dE/dx|| on a grid (bright = high mass)."
-    gx, gy, s = on_grid(lambda z: -energy_grad_norm(model_energy(model), z), box, device=next(model.parameters()).device)
+    gx, gy, s = on_grid(lambda z: -energy_grad_norm(energy_fn(model), z), box, device=model_device(model))
     ax.contourf(gx, gy, s, levels=30, cmap='magma')
     ax.set_title(title); ax.set_aspect('equal'); ax.set_xticks([]); ax.set_yticks([])
 
@@ -247,7 +244,7 @@ def toy_accuracy(model, x:Tensor, y:Tensor) -> float:
 
 def mean_grad_norm(model, x:Tensor) -> float:
     "Mean ||dE/dx|| over x, E(x) = -LogSumExp of the model's logits."
-    return energy_grad_norm(model_energy(model), x).mean().item()
+    return energy_grad_norm(energy_fn(model), x).mean().item()
 
 # %% ../nbs/19_toy.ipynb #400e4c55
 def toy_vera_config(**kw) -> VERAConfig:
