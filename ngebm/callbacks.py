@@ -13,6 +13,7 @@ import torch, torchvision
 from torch import nn
 from fastprogress.fastprogress import progress_bar, printing, IN_NOTEBOOK
 from .core import energy, eval_mode
+from .losses import is_correct
 from .learner import Callback, Diverged, seed_everything
 from .config import GuardConfig
 from .runs import atomic_write, save_checkpoint, load_checkpoint, write_log
@@ -111,7 +112,7 @@ def accuracy(model:nn.Module, loader, device, bf16:bool=False) -> float:
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast(device.type, torch.bfloat16, enabled=bf16 and device.type == 'cuda'):
-            correct += (model(x).argmax(-1) == y).sum()
+            correct += is_correct(model(x), y).sum()
         n += len(y)
     model.train(was)
     return correct.item() / max(n, 1)

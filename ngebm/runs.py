@@ -161,10 +161,15 @@ def open_run(out:Path, cfg:TrainConfig, resume:bool) -> dict:
     return st
 
 # %% ../nbs/11_runs.ipynb #b2c17fa1
+def _run_file(out, name:str, missing:str) -> Path:
+    "The path of file `name` in run folder `out`; FileNotFoundError '<out> <missing>' when it is not there."
+    p = Path(out)/name
+    if not p.exists(): raise FileNotFoundError(f"{out} {missing}")
+    return p
+
 def read_log(out:str|Path) -> list:
     "The records of a run folder's log.jsonl."
-    p = Path(out)/'log.jsonl'
-    if not p.exists(): raise FileNotFoundError(f"{out} has no log.jsonl: not a run folder of ngebm_train, or no epoch was committed yet")
+    p = _run_file(out, 'log.jsonl', 'has no log.jsonl: not a run folder of ngebm_train, or no epoch was committed yet')
     try: return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{p} is damaged: not one JSON record per line ({getattr(e, 'msg', e)}); last.pt holds the "
@@ -172,8 +177,7 @@ def read_log(out:str|Path) -> list:
 
 def run_config(out:str|Path) -> TrainConfig:
     "The `TrainConfig` of a run folder."
-    p = Path(out)/'config.json'
-    if not p.exists(): raise FileNotFoundError(f"{out} is not a run folder of ngebm_train: it has no config.json")
+    p = _run_file(out, 'config.json', 'is not a run folder of ngebm_train: it has no config.json')
     d = read_json(p, 'the checkpoints are intact: restore config.json from a copy, or train into a new folder')
     try: return TrainConfig.from_dict(d)
     except (TypeError, KeyError, ValueError) as e: raise ValueError(f"{p} does not describe a run: {e}") from None

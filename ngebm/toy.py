@@ -18,6 +18,7 @@ from fastcore.script import call_parse, store_true
 from .core import energy_grad_norm, energy_fn, model_device
 from .models import mlp
 from .sampling import sgld_sample
+from .losses import batch_accuracy
 from .methods.igebm import cd_loss
 from .methods.vera import VERAConfig, generator_step, vera_energy_loss
 from .methods.score import ssm_objective, dsm_objective
@@ -116,6 +117,12 @@ def _cd_loss(efn, xb, buffer, cfg):
     e_data, e_samp = efn(xb), efn(xs)
     return e_data.mean() - e_samp.mean() + cfg.energy_reg * (e_data**2 + e_samp**2).mean()
 
+def _model_and_chains(n_out, cfg):
+    "A freshly seeded toy network with n_out outputs, its energy function x -> E(x), and persistent chains from noise."
+    torch.manual_seed(cfg.seed)
+    model = toy_mlp(n_out, cfg.hidden, cfg.device)
+    return model, energy_fn(model), uniform_noise(cfg.buffer_size, cfg)
+
 def _fit(model, x, y, cfg, loss_fn):
     "Adam on loss_fn(model, xb, yb) for cfg.steps updates; returns the model in eval mode."
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -128,9 +135,8 @@ def train_cd(x:Tensor,        # Data (N, 2)
              cfg:ToyConfig,   # Settings
             ) -> nn.Module:   # Energy network: energy(model(x)) = -model(x)[:, 0]
     "Train an unconditional energy by persistent contrastive divergence with SGLD."
-    x = x.to(cfg.device); torch.manual_seed(cfg.seed)
-    model, buffer = toy_mlp(1, cfg.hidden, cfg.device), uniform_noise(cfg.buffer_size, cfg)
-    efn = energy_fn(model)
+    x = x.to(cfg.device)
+    model, efn, buffer = _model_and_chains(1, cfg)
     return _fit(model, x, x[:, 0], cfg, lambda m, xb, yb: _cd_loss(efn, xb, buffer, cfg))
 
 # %% ../nbs/19_toy.ipynb #915c857b
@@ -139,9 +145,8 @@ def train_jem(x:Tensor,       # Data (N, 2)
               cfg:ToyConfig,  # Settings
              ) -> nn.Module:  # Classifier whose logits define E(x, y) and E(x)
     "JEM: cross-entropy plus persistent contrastive divergence on E(x) = -LogSumExp f(x)."
-    x, y = x.to(cfg.device), y.to(cfg.device); torch.manual_seed(cfg.seed)
-    model, buffer = toy_mlp(int(y.max()) + 1, cfg.hidden, cfg.device), uniform_noise(cfg.buffer_size, cfg)
-    efn = energy_fn(model)
+    x, y = x.to(cfg.device), y.to(cfg.device)
+    model, efn, buffer = _model_and_chains(int(y.max()) + 1, cfg)
     return _fit(model, x, y, cfg, lambda m, xb, yb: F.cross_entropy(m(xb), yb) + _cd_loss(efn, xb, buffer, cfg))
 
 # %% ../nbs/19_toy.ipynb #67b1f19a
@@ -162,9 +167,8 @@ def train_igebm(x:Tensor,       # Data (N, 2)
                 cfg:ToyConfig,  # Settings (grad_clip, igebm_l2 and the sampler's)
                ) -> nn.Module:  # Energy network: energy(model(x)) = -model(x)[:, 0]
     "IGEBM: softmax-weighted contrastive divergence with clipped persistent Langevin chains and the E^2 penalty."
-    x = x.to(cfg.device); torch.manual_seed(cfg.seed)
-    model, buffer = toy_mlp(1, cfg.hidden, cfg.device), uniform_noise(cfg.buffer_size, cfg)
-    efn = energy_fn(model)
+    x = x.to(cfg.device)
+    model, efn, buffer = _model_and_chains(1, cfg)
     def loss(m, xb, yb):
         xs = sample_chains(buffer, efn, cfg.batch, cfg, cfg.grad_clip)
         return cd_loss(efn(xb), efn(xs), cfg.igebm_l2)[0]
@@ -240,7 +244,7 @@ def plot_toys(models:dict,      # method name -> trained model
 # %% ../nbs/19_toy.ipynb #c696a7a7
 def toy_accuracy(model, x:Tensor, y:Tensor) -> float:
     "Fraction of points whose argmax logit is the label."
-    with torch.no_grad(): return (model(x).argmax(1) == y).float().mean().item()
+    with torch.no_grad(): return batch_accuracy(model(x), y).item()
 
 def mean_grad_norm(model, x:Tensor) -> float:
     "Mean ||dE/dx|| over x, E(x) = -LogSumExp of the model's logits."

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from ..core import energy, class_energy, energy_fn
 from ..sampling import ReplayBuffer, eval_mode, sgld_sample
+from ..losses import batch_accuracy
 from .base import Method, register_method
 
 # %% ../../nbs/09c_igebm.ipynb #c35c3f74
@@ -85,7 +86,7 @@ class IGEBMCond(IGEBM):
         xs, m = self.sample(learn, y=y), learn.model
         logits = m(x)
         loss, parts = cd_loss(class_energy(logits, y), class_energy(m(xs), y), self.hp.l2, self.hp.weighting)
-        return loss, {**parts, 'acc': (logits.argmax(-1) == y).float().mean().detach(), 'samples': xs}
+        return loss, {**parts, 'acc': batch_accuracy(logits, y), 'samples': xs}
 
 # %% ../../nbs/09c_igebm.ipynb #e2e2a33d
 def composed_energy(model:nn.Module, # A class-conditional energy network x -> logits (B, K)

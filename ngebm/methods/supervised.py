@@ -9,6 +9,7 @@ __all__ = ['SUPERVISED', 'MLE', 'supervised']
 from dataclasses import field, make_dataclass
 import torch.nn.functional as F
 from ..core import energy
+from ..losses import batch_accuracy
 from .base import Method, METHODS, register_method, method_class
 import ngebm.methods.igebm, ngebm.methods.score
 
@@ -38,7 +39,7 @@ def supervised(base:str, # Name of a registered method
         total, parts = self.base.loss(learn, x, y)
         logits = learn.model(x)
         ce = F.cross_entropy(logits, y)
-        return total + self.hp.gamma * ce, {**parts, 'ce': ce.detach(), 'acc': (logits.argmax(-1) == y).float().mean().detach()}
+        return total + self.hp.gamma * ce, {**parts, 'ce': ce.detach(), 'acc': batch_accuracy(logits, y)}
     cls = type(f"{B.__name__}CE", (Method,), dict(
         name=name, Config=Config, classifier=True, __init__=__init__, loss=loss, __doc__=f"{base} on a K-class head plus gamma * cross-entropy.",
         setup=lambda self, learn: self.base.setup(learn), remedy=lambda self, r, f=2.0: self.base.remedy(r, f),
