@@ -25,11 +25,14 @@ def check_confidences(conf, # Confidence of each prediction, shape (n,), in [0, 
                      ) -> tuple: # (conf as a floating tensor, correct as a bool tensor)
     "Validate confidences and correctness flags; raise a clear `ValueError` otherwise."
     conf, correct = _as_1d(conf, 'conf'), _as_1d(correct, 'correct')
-    if conf.shape != correct.shape: raise ValueError(f"shape mismatch: conf {tuple(conf.shape)} vs correct {tuple(correct.shape)}")
+    if conf.shape != correct.shape:
+        raise ValueError(f"shape mismatch: conf {tuple(conf.shape)} vs correct {tuple(correct.shape)}")
     if conf.numel() == 0: raise ValueError("no samples: conf and correct are empty")
     if not conf.is_floating_point(): raise ValueError(f"`conf` must be floating point, got {conf.dtype}")
     if conf.isnan().any(): raise ValueError("`conf` contains NaN")
-    if ((conf < 0) | (conf > 1)).any(): raise ValueError(f"`conf` must be probabilities in [0, 1]; got values in [{conf.min().item():.4g}, {conf.max().item():.4g}]")
+    if ((conf < 0) | (conf > 1)).any():
+        raise ValueError(f"`conf` must be probabilities in [0, 1]; got values in [{conf.min().item():.4g}, "
+                         f"{conf.max().item():.4g}]")
     if correct.dtype != torch.bool:
         if correct.is_floating_point() and correct.isnan().any(): raise ValueError("`correct` contains NaN")
         if not ((correct == 0) | (correct == 1)).all(): raise ValueError("`correct` must be bool or 0/1")
@@ -53,8 +56,10 @@ def calibration_bins(conf, # Confidence of each prediction, shape (n,), in [0, 1
                     ) -> CalibrationBins:
     "Bin predictions by confidence into left-closed bins [lo, hi), the last one closed at 1."
     conf, correct = check_confidences(conf, correct)
-    if not isinstance(n_bins, int) or n_bins < 1: raise ValueError(f"`n_bins` must be a positive integer, got {n_bins!r}")
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=conf.dtype, device=conf.device)  # edges in conf's dtype, as torchmetrics
+    if not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f"`n_bins` must be a positive integer, got {n_bins!r}")
+    # edges in conf's dtype, as torchmetrics
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=conf.dtype, device=conf.device)
     idx = (torch.bucketize(conf, edges, right=True) - 1).clamp(max=n_bins - 1)
     f64 = dict(dtype=torch.float64, device=conf.device)  # bin statistics in float64
     count = torch.bincount(idx, minlength=n_bins).to(**f64)
@@ -65,14 +70,16 @@ def calibration_bins(conf, # Confidence of each prediction, shape (n,), in [0, 1
 # %% ../nbs/06_calibration.ipynb #60b4b80a
 def _gaps(bins:CalibrationBins, reference:str) -> Tensor:
     "|acc(B_m) - reference_m| for the non-empty bins."
-    if reference not in ('mean', 'centre'): raise ValueError(f"`reference` must be 'mean' or 'centre', got {reference!r}")
+    if reference not in ('mean', 'centre'):
+        raise ValueError(f"`reference` must be 'mean' or 'centre', got {reference!r}")
     ref = bins.conf if reference == 'mean' else bins.centre
     return ((bins.acc - ref).abs())[bins.count > 0]
 
 def expected_calibration_error(conf, # Confidence of each prediction, shape (n,), in [0, 1]
                                correct, # Whether each prediction is right, shape (n,)
                                n_bins:int=20, # Number of equal-width bins (JEM: 20)
-                               reference:str='mean', # 'mean': bin mean confidence (JEM Eq. 10); 'centre': bin centre (NG-EBM code)
+                               # 'mean': bin mean confidence (JEM Eq. 10); 'centre': bin centre (NG-EBM code)
+                               reference:str='mean',
                               ) -> float: # ECE in [0, 1]
     "ECE = sum_m |B_m|/n |acc(B_m) - conf(B_m)|."
     b = calibration_bins(conf, correct, n_bins)
@@ -93,7 +100,8 @@ def iter_batches(data, # DataLoader / iterable of (x, y) or x batches, a tuple (
     "Yield `(x, y)` batches, `y` None when there are no labels."
     if isinstance(data, Tensor): data = (data,)
     if isinstance(data, tuple) and all(isinstance(t, Tensor) for t in data):
-        if len(data) > 1 and len(data[1]) != len(data[0]): raise ValueError(f"x and y differ in length: {len(data[0])} vs {len(data[1])}")
+        if len(data) > 1 and len(data[1]) != len(data[0]):
+            raise ValueError(f"x and y differ in length: {len(data[0])} vs {len(data[1])}")
         yield from zip(data[0].split(batch_size), data[1].split(batch_size) if len(data) > 1 else [None] * len(data[0]))
         return
     for b in data:
@@ -116,13 +124,17 @@ def check_inputs(x:Tensor, # A batch of inputs; 4-D (B, C, H, W) batches are ima
                  y:Tensor, # Its labels
                  tol:float=0.5, # Images may exceed [-1, 1] by this much (test-time Gaussian noise)
                 ):
-    "Refuse what would otherwise be silently wrong: labels that are not integers, images not on the package's [-1, 1] scale."
+    """Refuse what would otherwise be silently wrong:
+    labels that are not integers, images not on the package's [-1, 1] scale."""
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise ValueError(f"labels must be integer class indices; got dtype {y.dtype} (convert whole-number labels with y.long())")
+        raise ValueError(f"labels must be integer class indices; got dtype {y.dtype} "
+                         "(convert whole-number labels with y.long())")
     if x.ndim == 4 and not x.is_floating_point():
-        raise ValueError(f"images must be floats in [-1, 1]; got dtype {x.dtype} (map 0..255 pixels with x / 127.5 - 1)")
+        raise ValueError(f"images must be floats in [-1, 1]; got dtype {x.dtype} "
+                         "(map 0..255 pixels with x / 127.5 - 1)")
     if x.ndim == 4 and x.numel() and (x.min() < -1 - tol or x.max() > 1 + tol):
-        raise ValueError(f"images must lie in [-1, 1]; got values in [{x.min().item():.3g}, {x.max().item():.3g}] (map 0..255 pixels with x / 127.5 - 1)")
+        raise ValueError(f"images must lie in [-1, 1]; got values in [{x.min().item():.3g}, {x.max().item():.3g}] (map "
+                         "0..255 pixels with x / 127.5 - 1)")
 
 def collect_predictions(model:nn.Module, # Any network x -> logits (B, K)
                         data, # Labelled data: DataLoader of (x, y), or a tuple (x, y)
@@ -138,7 +150,8 @@ def collect_predictions(model:nn.Module, # Any network x -> logits (B, K)
             check_inputs(x, y)
             logits = model(x.to(device))
             if len(y) and (y.min() < 0 or y.max() >= logits.shape[-1]):
-                raise ValueError(f"labels must be class indices in [0, {logits.shape[-1]}); got values in [{y.min().item()}, {y.max().item()}]")
+                raise ValueError(f"labels must be class indices in [0, {logits.shape[-1]}); got values in "
+                                 f"[{y.min().item()}, {y.max().item()}]")
             c, p = logits.double().softmax(-1).max(-1)
             conf.append(c.cpu()); pred.append(p.cpu()); label.append(y.cpu().long())
     return Predictions(torch.cat(conf), torch.cat(pred), torch.cat(label))

@@ -55,7 +55,9 @@ def energy_grad(energy_fn,           # Maps a batch x to per-sample energies, sh
     x = x if x.requires_grad else x.detach().requires_grad_(True)
     with torch.enable_grad():
         e = energy_fn(x)
-        if e.shape != x.shape[:1]: raise ValueError(f"energy_fn must return one energy per sample, shape {tuple(x.shape[:1])}; got {tuple(e.shape)}")
+        if e.shape != x.shape[:1]:
+            raise ValueError(f"energy_fn must return one energy per sample, shape {tuple(x.shape[:1])}; "
+                             f"got {tuple(e.shape)}")
         return torch.autograd.grad(e.sum(), x, create_graph=create_graph)[0]
 
 # %% ../nbs/00_core.ipynb #9fdbbb9f

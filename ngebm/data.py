@@ -43,14 +43,16 @@ def load_digits_split(train:bool, # Training pool (1437 images) or test split (3
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     d = load_digits()
-    idx_train, idx_test = train_test_split(np.arange(len(d.target)), test_size=DIGITS_TEST_SIZE, stratify=d.target, random_state=0)
+    idx_train, idx_test = train_test_split(np.arange(len(d.target)), test_size=DIGITS_TEST_SIZE, stratify=d.target,
+                                           random_state=0)
     idx = np.sort(idx_train if train else idx_test)
     x = torch.from_numpy(d.images[idx].astype(np.uint8)).unsqueeze(1)
     return RawImages(x, torch.from_numpy(d.target[idx]).long(), [str(i) for i in range(10)], max_value=16)
 
 # %% ../nbs/01_data.ipynb #2c004ca0
 def _unchecked(cls):
-    "A subclass of a torchvision dataset whose file lists carry no MD5 sums: files must exist, their contents are not verified."
+    """A subclass of a torchvision dataset whose file lists carry no MD5 sums:
+    files must exist, their contents are not verified."""
     attrs = {}
     for k in ('train_list', 'test_list'):
         if hasattr(cls, k): attrs[k] = [[f, None] for f, _ in getattr(cls, k)]
@@ -94,7 +96,8 @@ def _require_files(info:DatasetInfo, root, download:bool):
     missing = [f for f in info.files if not (folder / f).is_file()]
     if missing and not download:
         raise FileNotFoundError(f"{info.name}: missing {', '.join(missing)} in {folder.resolve()}. Download it with "
-                                f"DataConfig(download=True, root={str(root)!r}) (from {info.source}), or put the files there.")
+                                f"DataConfig(download=True, root={str(root)!r}) (from {info.source}), "
+                                "or put the files there.")
 
 # %% ../nbs/01_data.ipynb #2865425f
 def _check_shape(info:DatasetInfo, x:np.ndarray, n_labels:int, where):
@@ -102,7 +105,8 @@ def _check_shape(info:DatasetInfo, x:np.ndarray, n_labels:int, where):
     per_image = x.size // max(n_labels, 1)
     if len(x) != n_labels or tuple(x.shape[1:]) != info.shape:
         actual = tuple(x.shape[1:]) if len(x) == n_labels else f'{per_image} values'
-        raise ValueError(f"{info.name} in {where}: expected images of shape {info.shape} ({int(np.prod(info.shape))} values), "
+        raise ValueError(f"{info.name} in {where}: expected images of shape {info.shape} "
+                         f"({int(np.prod(info.shape))} values), "
                          f"got {actual} per image ({n_labels} labels, array of shape {tuple(x.shape)})")
 
 def load_split(name:str,           # A key of DATASETS
@@ -123,10 +127,12 @@ def load_split(name:str,           # A key of DATASETS
         if name == 'svhn': ds = cls(str(folder), split='train' if train else 'test', download=download)
         else: ds = cls(str(root), train=train, download=download)
     except RuntimeError as e:
-        raise RuntimeError(f"{name}: files in {folder.resolve()} failed torchvision's MD5 check ({e}); they are corrupted or not "
-                           f"the official files: delete them and use DataConfig(download=True)") from e
+        raise RuntimeError(f"{name}: files in {folder.resolve()} failed torchvision's MD5 check ({e}); "
+                           f"they are corrupted or not the official files: delete them and use "
+                           f"DataConfig(download=True)") from e
     except ValueError as e:  # torchvision's reshape of the CIFAR bytes to (-1, 3, 32, 32)
-        raise ValueError(f"{name} in {folder.resolve()}: expected images of shape {info.shape}, the stored bytes do not fit: {e}") from e
+        raise ValueError(f"{name} in {folder.resolve()}: expected images of shape {info.shape}, the stored bytes do "
+                         f"not fit: {e}") from e
     if name == 'svhn': x, y, classes = ds.data, np.asarray(ds.labels), [str(i) for i in range(10)]
     else: x, y, classes = np.asarray(ds.data).transpose(0, 3, 1, 2), np.asarray(ds.targets), list(ds.classes)
     _check_shape(info, x, len(y), folder.resolve())
@@ -176,7 +182,8 @@ def split_indices(y:Tensor,                # Labels of the training pool, (N,)
                  ) -> tuple:               # (labelled, unlabelled, valid) index tensors
     "Seeded validation hold-out and per-class label subset of a training pool."
     n = len(y)
-    if not 0 <= valid_size < n: raise ValueError(f"valid_size must be in [0, {n - 1}] for a training pool of {n} images, got {valid_size}")
+    if not 0 <= valid_size < n:
+        raise ValueError(f"valid_size must be in [0, {n - 1}] for a training pool of {n} images, got {valid_size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     valid, train = perm[:valid_size], perm[valid_size:]
     if labels_per_class is None: return train, train, valid
@@ -196,24 +203,30 @@ class DataConfig:
     root:str = 'data'               # Folder holding the dataset folders
     batch_size:int = 64
     noise_std:float = 0.03          # Gaussian noise on training images (JEM: 0.03)
-    test_noise_std:float = 0.0      # Gaussian noise on every evaluation image: validation, test and every OOD set (JEM's code: 0.03)
+    # Gaussian noise on every evaluation image: validation, test and every OOD set (JEM's code: 0.03)
+    test_noise_std:float = 0.0
     augment:bool = True             # Random translation (+ flip where allowed) on training images
     labels_per_class:Optional[int] = None # Keep this many labels per class in `train` (None: all)
     valid_size:Optional[int] = None # Held-out validation images (None: the dataset's default; 0: no validation set)
     seed:int = 1                    # Seeds the validation split, the label subset and the loaders' shuffling
     download:bool = False           # Fetch missing CIFAR/SVHN files from their official addresses
     num_workers:int = 0             # DataLoader worker processes
-    verify:bool = True              # Check MD5 sums of CIFAR/SVHN files (only tests with hand-written files turn this off)
+    # Check MD5 sums of CIFAR/SVHN files (only tests with hand-written files turn this off)
+    verify:bool = True
     def __post_init__(self):
-        bad = {k: getattr(self, k) for k in ('batch_size', 'noise_std', 'test_noise_std', 'num_workers', 'valid_size', 'labels_per_class')
-               if getattr(self, k) is not None and getattr(self, k) < (1 if k in ('batch_size', 'labels_per_class') else 0)}
-        if bad: raise ValueError(f"DataConfig: batch_size and labels_per_class must be >= 1, the others >= 0; got {bad}")
+        bad = {k: getattr(self, k) for k in ('batch_size', 'noise_std', 'test_noise_std', 'num_workers', 'valid_size',
+                                             'labels_per_class')
+               if getattr(self, k) is not None
+               and getattr(self, k) < (1 if k in ('batch_size', 'labels_per_class') else 0)}
+        if bad:
+            raise ValueError(f"DataConfig: batch_size and labels_per_class must be >= 1, the others >= 0; got {bad}")
 
 @dataclass
 class Loaders:
     "The loaders of a run and what a model needs to know about its inputs."
     train:DataLoader                # Labelled images only, augmented, shuffled, drop_last: (x, y) for the cross-entropy
-    train_unlabeled:DataLoader      # Every training image, labelled or not, augmented, shuffled, drop_last: (x, y) for p(x), y ignored
+    # Every training image, labelled or not, augmented, shuffled, drop_last: (x, y) for p(x), y ignored
+    train_unlabeled:DataLoader
     valid:Optional[DataLoader]      # Held-out training images through `eval_preprocess`; None when valid_size=0
     test:DataLoader                 # Test split through `eval_preprocess`
     n_classes:int
@@ -223,19 +236,21 @@ class Loaders:
 # %% ../nbs/01_data.ipynb #f6165dcd
 def _loader(ds:Dataset, cfg:DataConfig, train:bool, offset:int=0) -> DataLoader:
     if train and len(ds) < cfg.batch_size:
-        raise ValueError(f"{cfg.dataset}: a training loader over {len(ds)} images with batch_size={cfg.batch_size} and drop_last "
-                         f"would give no batch; lower batch_size or raise labels_per_class")
+        raise ValueError(f"{cfg.dataset}: a training loader over {len(ds)} images with batch_size={cfg.batch_size} "
+                         f"and drop_last would give no batch; lower batch_size or raise labels_per_class")
     return DataLoader(ds, cfg.batch_size, shuffle=train, drop_last=train, num_workers=cfg.num_workers,
                       pin_memory=torch.cuda.is_available(), persistent_workers=cfg.num_workers > 0,
                       generator=torch.Generator().manual_seed(cfg.seed + offset))
 
 def train_preprocess(cfg:DataConfig) -> Preprocess:
-    "JEM's training transform for `cfg.dataset`: translation by H/8 and flips where allowed if `augment`, plus `noise_std` noise."
+    """JEM's training transform for `cfg.dataset`:
+    translation by H/8 and flips where allowed if `augment`, plus `noise_std` noise."""
     info = dataset_info(cfg.dataset)
     return Preprocess(info.shape[-1] // 8 if cfg.augment else 0, cfg.augment and info.flip, cfg.noise_std)
 
 def eval_preprocess(cfg:DataConfig) -> Preprocess:
-    "The one transform of every evaluation image (validation, test and every OOD set): no augmentation, `test_noise_std` noise."
+    """The one transform of every evaluation image (validation, test and every OOD set):
+    no augmentation, `test_noise_std` noise."""
     return Preprocess(noise_std=cfg.test_noise_std)
 
 def make_loaders(cfg:DataConfig) -> Loaders:
@@ -243,10 +258,13 @@ def make_loaders(cfg:DataConfig) -> Loaders:
     info = dataset_info(cfg.dataset)
     pool = load_split(cfg.dataset, cfg.root, True, cfg.download, cfg.verify)
     test = TensorImages(load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify))
-    lab, unl, val = split_indices(pool.y, info.valid_size if cfg.valid_size is None else cfg.valid_size, cfg.labels_per_class, cfg.seed)
+    lab, unl, val = split_indices(pool.y, info.valid_size if cfg.valid_size is None else cfg.valid_size,
+                                  cfg.labels_per_class, cfg.seed)
     train_ds, eval_tf = Transformed(TensorImages(pool), train_preprocess(cfg)), eval_preprocess(cfg)
-    return Loaders(train=_loader(Subset(train_ds, lab), cfg, True), train_unlabeled=_loader(Subset(train_ds, unl), cfg, True, 1),
-                   valid=_loader(Subset(Transformed(TensorImages(pool), eval_tf), val), cfg, False, 2) if len(val) else None,
+    return Loaders(train=_loader(Subset(train_ds, lab), cfg, True),
+                   train_unlabeled=_loader(Subset(train_ds, unl), cfg, True, 1),
+                   valid=(_loader(Subset(Transformed(TensorImages(pool), eval_tf), val), cfg, False, 2) if len(val)
+                          else None),
                    test=_loader(Transformed(test, eval_tf), cfg, False, 3),
                    n_classes=info.n_classes, shape=info.shape, classes=pool.classes)
 
@@ -259,10 +277,12 @@ class FolderImages(Dataset):
     "Every image file under a folder (recursively, sorted), as RGB (3, size, size) in [-1, 1]; label -1."
     def __init__(self, folder, size:int=32):
         self.folder, self.size = Path(folder), size
-        self.files = sorted(p for p in self.folder.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES) if self.folder.is_dir() else []
+        self.files = sorted(p for p in self.folder.rglob('*')
+                            if p.suffix.lower() in IMAGE_SUFFIXES) if self.folder.is_dir() else []
         if not self.files:
-            raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {self.folder.resolve()}; CelebA is not "
-                                    f"downloaded automatically: put its images (e.g. img_align_celeba/*.jpg) there")
+            raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {self.folder.resolve()}; "
+                                    f"CelebA is not downloaded automatically: put its images "
+                                    "(e.g. img_align_celeba/*.jpg) there")
     def __len__(self): return len(self.files)
     def __getitem__(self, i):
         from PIL import Image
@@ -300,7 +320,8 @@ class InterpImages(Dataset):
 # %% ../nbs/01_data.ipynb #dec66791
 @dataclass
 class Convert:
-    "Explicit conversion of one image to `shape`: channel mean (RGB -> grey) or repetition (grey -> RGB), then bilinear resize."
+    """Explicit conversion of one image to `shape`:
+    channel mean (RGB -> grey) or repetition (grey -> RGB), then bilinear resize."""
     shape:tuple  # Target (C, H, W)
     def __call__(self, x:Tensor) -> Tensor:
         c = self.shape[0]
@@ -309,7 +330,8 @@ class Convert:
             elif x.shape[0] == 1: x = x.expand(c, *x.shape[1:])
             else: raise ValueError(f"cannot convert {x.shape[0]} channels to {c}")
         if tuple(x.shape[1:]) != tuple(self.shape[1:]):
-            x = F.interpolate(x[None], size=tuple(self.shape[1:]), mode='bilinear', antialias=True, align_corners=False)[0]
+            x = F.interpolate(x[None], size=tuple(self.shape[1:]), mode='bilinear', antialias=True,
+                              align_corners=False)[0]
         return x
 
 def _real_ood(name:str, cfg:DataConfig) -> tuple:
@@ -323,13 +345,15 @@ def _real_ood(name:str, cfg:DataConfig) -> tuple:
 
 def ood_dataset(name:str,          # One of OOD_SETS
                 cfg:DataConfig,    # The in-distribution run's configuration: `cfg.dataset` is the in-distribution set
-                convert:bool=False,# Resize / change channels of real OOD images to the in-distribution shape (else: shape error)
+                # Resize / change channels of real OOD images to the in-distribution shape (else: shape error)
+                convert:bool=False,
                 n:Optional[int]=None, # Keep a seeded random subset of this many images (None: all)
                ) -> Dataset:
     "An OOD dataset of (x, -1) pairs in the in-distribution layout, through `eval_preprocess(cfg)` like the test set."
     info = dataset_info(cfg.dataset)
     if name not in OOD_SETS: raise ValueError(f"unknown OOD set {name!r}; known OOD sets: {', '.join(OOD_SETS)}")
-    if name == cfg.dataset: raise ValueError(f"{name!r} is the in-distribution set of this configuration, not an OOD set")
+    if name == cfg.dataset:
+        raise ValueError(f"{name!r} is the in-distribution set of this configuration, not an OOD set")
     if name in OOD_SYNTHETIC:
         test = TensorImages(load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify))
         ds = {'uniform': lambda: UniformImages(len(test), info.shape, cfg.seed),
@@ -338,11 +362,13 @@ def ood_dataset(name:str,          # One of OOD_SETS
     else:
         ds, shape = _real_ood(name, cfg)
         if shape != info.shape and not convert:
-            raise ValueError(f"OOD set {name!r} has images of shape {shape}, the in-distribution set {cfg.dataset!r} has {info.shape}; "
+            raise ValueError(f"OOD set {name!r} has images of shape {shape}, "
+                             f"the in-distribution set {cfg.dataset!r} has {info.shape}; "
                              f"pass convert=True to resize and convert channels explicitly")
         if shape != info.shape: ds = Transformed(ds, Convert(info.shape))
     ds = Transformed(ds, eval_preprocess(cfg))  # the in-distribution test set's transform, for every OOD set
-    if n is not None and n < len(ds): ds = Subset(ds, torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed))[:n])
+    if n is not None and n < len(ds):
+        ds = Subset(ds, torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed))[:n])
     return ds
 
 def ood_loader(name:str, cfg:DataConfig, convert:bool=False, n:Optional[int]=None) -> DataLoader:

@@ -53,14 +53,17 @@ def jem_loss(logits:Tensor,               # Logits of the labelled batch, (B, K)
              logits_sample:Tensor,        # Logits of the SGLD samples x' ~ p(x), (B', K)
              cfg:JEMWeights=JEMWeights(),   # Weights
              logits_sample_y:Tensor=None, # Logits of class-conditional samples x'_y (only when cfg.p_x_y > 0)
-             y_sample:Tensor=None,        # The classes those samples were drawn for; None: y (the JEM code samples for the labelled batch)
-             logits_px:Tensor=None,       # Logits of the p(x) data batch, (B'', K); None: `logits` (one batch feeds both terms)
+             # The classes those samples were drawn for; None: y (the JEM code samples for the labelled batch)
+             y_sample:Tensor=None,
+             # Logits of the p(x) data batch, (B'', K); None: `logits` (one batch feeds both terms)
+             logits_px:Tensor=None,
             ) -> tuple:                   # (total, parts) with 'ce', 'cd', 'cd_xy', 'l2', 'e_data', 'e_sample', 'acc'
     "JEM objective: weighted cross-entropy + contrastive-divergence surrogates + optional L2 on energies."
     _check(logits, y)
     K = logits.shape[1]
     for name, t in (('logits_sample', logits_sample), ('logits_px', logits_px)):
-        if t is not None and (t.ndim != 2 or t.shape[1] != K): raise ValueError(f"{name} must have shape (B', {K}); got {tuple(t.shape)}")
+        if t is not None and (t.ndim != 2 or t.shape[1] != K):
+            raise ValueError(f"{name} must have shape (B', {K}); got {tuple(t.shape)}")
     ce = F.cross_entropy(logits, y)
     e_data, e_sample = energy(logits if logits_px is None else logits_px), energy(logits_sample)
     cd = e_data.mean() - e_sample.mean()
@@ -68,8 +71,11 @@ def jem_loss(logits:Tensor,               # Logits of the labelled batch, (B, K)
     total = cfg.p_y_given_x * ce + cfg.p_x * cd + cfg.l2 * l2
     cd_xy = torch.zeros_like(cd)
     if cfg.p_x_y > 0:
-        if logits_sample_y is None: raise ValueError("cfg.p_x_y > 0 needs logits_sample_y: class-conditional samples drawn for the labelled batch's labels y")
-        cd_xy = class_energy(logits, y).mean() - class_energy(logits_sample_y, y if y_sample is None else y_sample).mean()
+        if logits_sample_y is None:
+            raise ValueError("cfg.p_x_y > 0 needs logits_sample_y: class-conditional samples drawn for the labelled "
+                             "batch's labels y")
+        cd_xy = class_energy(logits, y).mean() - class_energy(logits_sample_y, y if y_sample is None
+                                                              else y_sample).mean()
         total = total + cfg.p_x_y * cd_xy
     parts = dict(ce=ce, cd=cd, cd_xy=cd_xy, l2=l2, e_data=e_data.mean(), e_sample=e_sample.mean())
     return total, {**{k: v.detach() for k, v in parts.items()}, 'acc': batch_accuracy(logits, y)}
@@ -89,7 +95,8 @@ class NGEBMWeights:
     @classmethod
     def paper(cls): "NG-EBM paper, Eq. 13: beta = gamma = 0.5."; return cls(0.5, 0.5, 0.0)
     @classmethod
-    def code(cls): "Released NG-EBM code: weights 1, 1 and a batch-variance term of weight 1."; return cls(1.0, 1.0, 1.0)
+    def code(cls):
+        "Released NG-EBM code: weights 1, 1 and a batch-variance term of weight 1."; return cls(1.0, 1.0, 1.0)
 
 # %% ../nbs/04_losses.ipynb #f66f6115
 def ngebm_loss(model:nn.Module,               # Classifier x -> logits (B, K)
@@ -97,7 +104,8 @@ def ngebm_loss(model:nn.Module,               # Classifier x -> logits (B, K)
                y:Tensor,                      # Its labels, (B,)
                cfg:NGEBMWeights=NGEBMWeights(), # Weights
               ) -> tuple:                     # (total, parts) with 'ce', 'grad_norm', 'var', 'e_data', 'acc'
-    "NG-EBM objective: gamma * CE + beta * mean_i ||dE(x_i)/dx_i||_2 (+ var * mean_i (E(x_i) - mean E)^2), by double backprop."
+    """NG-EBM objective: gamma * CE + beta * mean_i ||dE(x_i)/dx_i||_2 (+ var * mean_i (E(x_i) - mean E)^2), by double
+    backprop."""
     out = {}
     def energy_fn(xx): out['logits'] = model(xx); return energy(out['logits'])
     gnorm = energy_grad_norm(energy_fn, x.detach().requires_grad_(True), create_graph=True)

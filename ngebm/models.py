@@ -22,12 +22,14 @@ def _check_norm(norm):
     if norm not in _NORMS: raise ValueError(f"norm must be one of {_NORMS}; got {norm!r}")
 
 class ActNorm(nn.Module):
-    "Per-channel affine map scale * (x + loc); the first batch it sees sets loc and scale so that batch has per-channel mean 0, std 1."
+    """Per-channel affine map scale * (x + loc);
+    the first batch it sees sets loc and scale so that batch has per-channel mean 0, std 1."""
     def __init__(self, c:int): # Number of channels
         super().__init__()
         self.loc, self.scale = nn.Parameter(torch.zeros(1, c, 1, 1)), nn.Parameter(torch.ones(1, c, 1, 1))
         self.register_buffer('initialized', torch.tensor(0, dtype=torch.uint8))
-        self._checked = False  # host-side: once `initialized` has been read, forward never reads it again (no device sync)
+        # host-side: once `initialized` has been read, forward never reads it again (no device sync)
+        self._checked = False
 
     @torch.no_grad()
     def initialize(self, x:Tensor):
@@ -64,7 +66,8 @@ def make_conv(c_in:int, c_out:int, k:int=3, stride:int=1, norm=None) -> nn.Modul
 
 # %% ../nbs/02_models.ipynb #3ac43150
 class WideBlock(nn.Module):
-    "Pre-activation Wide-ResNet block: norm -> LeakyReLU -> conv3x3 -> dropout -> norm -> LeakyReLU -> conv3x3(stride), plus shortcut."
+    """Pre-activation Wide-ResNet block:
+    norm -> LeakyReLU -> conv3x3 -> dropout -> norm -> LeakyReLU -> conv3x3(stride), plus shortcut."""
     def __init__(self, c_in:int, c_out:int, stride:int=1, norm=None, dropout:float=0.0, leak:float=0.2):
         super().__init__()
         self.norm1, self.conv1 = make_norm(norm, c_in), make_conv(c_in, c_out, norm=norm)
@@ -79,7 +82,8 @@ class WideBlock(nn.Module):
 
 # %% ../nbs/02_models.ipynb #43f5b5dc
 class WideResNet(nn.Module):
-    "JEM's Wide-ResNet: x (B, C, H, W) -> logits (B, num_classes). Energies come from `ngebm.core.energy` on the logits."
+    """JEM's Wide-ResNet: x (B, C, H, W) -> logits (B, num_classes).
+    Energies come from `ngebm.core.energy` on the logits."""
     def __init__(self,
                  depth:int=28,         # 6n+4: n blocks per stage
                  widen_factor:int=10,  # k: stage widths 16k, 32k, 64k
@@ -90,13 +94,15 @@ class WideResNet(nn.Module):
                  leak:float=0.2,       # LeakyReLU negative slope
                 ):
         super().__init__()
-        if depth < 10 or (depth - 4) % 6: raise ValueError(f"depth must be 6n+4 with n >= 1 (10, 16, 22, 28, ...); got {depth}")
+        if depth < 10 or (depth - 4) % 6:
+            raise ValueError(f"depth must be 6n+4 with n >= 1 (10, 16, 22, 28, ...); got {depth}")
         if widen_factor < 1: raise ValueError(f"widen_factor must be >= 1; got {widen_factor}")
         _check_norm(norm)
         n, k = (depth - 4) // 6, widen_factor
         self.in_channels, self.num_classes, self.widths = in_channels, num_classes, (16, 16*k, 32*k, 64*k)
         self.stem = make_conv(in_channels, 16, norm=norm)
-        stage = lambda c_in, c, s: nn.Sequential(*[WideBlock(c_in if i == 0 else c, c, s if i == 0 else 1, norm, dropout, leak) for i in range(n)])
+        stage = lambda c_in, c, s: nn.Sequential(*[WideBlock(c_in if i == 0 else c, c, s if i == 0 else 1, norm,
+                                                             dropout, leak) for i in range(n)])
         w = self.widths
         self.stage1, self.stage2, self.stage3 = stage(w[0], w[1], 1), stage(w[1], w[2], 2), stage(w[2], w[3], 2)
         self.norm, self.act = make_norm(norm, w[3]), nn.LeakyReLU(leak)
@@ -104,7 +110,8 @@ class WideResNet(nn.Module):
 
     def _check(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels or min(x.shape[2:]) < 8:
-            raise ValueError(f"WideResNet expects images of shape (B, {self.in_channels}, H, W) with H, W >= 8; got {tuple(x.shape)}")
+            raise ValueError(f"WideResNet expects images of shape (B, {self.in_channels}, H, W) with H, W >= 8; got "
+                             f"{tuple(x.shape)}")
 
     def features(self, x:Tensor) -> Tensor:
         "Penultimate features, shape (B, 64k): the pooled output of the last stage."
@@ -159,7 +166,8 @@ def _jem_key(k:str, kind:str='ccf') -> str|None:
     return k
 
 def jem_to_ngebm_state_dict(sd:dict,        # A JEM `model_state_dict`
-                            kind:str='ccf', # 'ccf': head from class_output (K logits); 'f': head from energy_output (1 output)
+                            # 'ccf': head from class_output (K logits); 'f': head from energy_output (1 output)
+                            kind:str='ccf',
                            ) -> dict:
     "Rename a JEM reference `model_state_dict` to `WideResNet` parameter names, keeping the head of `kind`."
     if kind not in JEM_KINDS: raise ValueError(f"kind must be one of {JEM_KINDS}; got {kind!r}")
@@ -170,9 +178,11 @@ def _read_jem_file(path, map_location) -> dict:
     try: return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
-        if found: raise ValueError(f"refusing to load {path}: it needs the Python object {found.group(1)}, and unpickling objects other than "
-                                   f"tensors and plain containers can run arbitrary code. A JEM checkpoint holds only tensors; if you trust "
-                                   f"this file, read it yourself with torch.load(..., weights_only=False) and pass the dict") from e
+        if found:
+            raise ValueError(f"refusing to load {path}: it needs the Python object {found.group(1)}, and unpickling "
+                             f"objects other than tensors and plain containers can run arbitrary code. "
+                             f"A JEM checkpoint holds only tensors; if you trust this file, read it yourself with "
+                             f"torch.load(..., weights_only=False) and pass the dict") from e
         raise ValueError(f"Could not read JEM checkpoint {path}: not a PyTorch checkpoint, or corrupt") from e
     except Exception as e: raise ValueError(f"Could not read JEM checkpoint {path}: {e}") from e
 
@@ -182,39 +192,50 @@ def _jem_kind(path, kind:str|None) -> str:
     params = Path(path).parent / 'params.txt' if path is not None else None
     if params is not None and params.is_file():
         try: uncond = json.loads(params.read_text())['uncond']
-        except (ValueError, KeyError, TypeError) as e: raise ValueError(f"{params} is not a JEM params.txt with an 'uncond' entry ({e})") from e
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{params} is not a JEM params.txt with an 'uncond' entry ({e})") from e
         found = 'f' if uncond else 'ccf'
-        if kind not in (None, found): raise ValueError(f"{params} says uncond={uncond}: the checkpoint holds a JEM {found.upper()} model, not kind={kind!r}")
+        if kind not in (None, found):
+            raise ValueError(f"{params} says uncond={uncond}: the checkpoint holds a JEM {found.upper()} model, not "
+                             f"kind={kind!r}")
         return found
     if kind is None:
-        raise ValueError("a JEM checkpoint does not say which model it holds: CCF (the default) and F (--uncond) store the same keys. "
-                         "Pass kind='ccf' (energy from the class logits; a WideResNet with K outputs) or kind='f' (the trained scalar "
-                         "energy head energy_output; a WideResNet with num_classes=1)")
+        raise ValueError("a JEM checkpoint does not say which model it holds: CCF (the default) and F (--uncond) "
+                         "store the same keys. Pass kind='ccf' (energy from the class logits; a WideResNet with K "
+                         "outputs) or kind='f' (the trained scalar energy head energy_output; a WideResNet with "
+                         "num_classes=1)")
     return kind
 
-def load_jem_checkpoint(model:WideResNet,  # Built with the checkpoint's depth, width and norm; K outputs for 'ccf', 1 for 'f'
+def load_jem_checkpoint(model:WideResNet,  # Built with the checkpoint's depth, width and norm; K outputs (ccf) or 1 (f)
                         path_or_state_dict, # A path to a JEM `.pt` file, its loaded dict, or its `model_state_dict`
-                        kind:str|None=None, # 'ccf' or 'f' (--uncond); None: read from params.txt beside the file, else an error
+                        # 'ccf' or 'f' (--uncond); None: read from params.txt beside the file, else an error
+                        kind:str|None=None,
                         map_location='cpu', # Where `torch.load` puts the tensors
                        ) -> dict:           # The whole checkpoint dict (e.g. its 'replay_buffer')
-    "Load a JEM reference checkpoint (weights only) into `model` in place; raises naming any missing, unexpected or mis-shaped key."
+    """Load a JEM reference checkpoint (weights only) into `model` in place;
+    raises naming any missing, unexpected or mis-shaped key."""
     ckpt, path = path_or_state_dict, None
     if isinstance(ckpt, (str, Path)):
         path = Path(ckpt)
         if not path.is_file(): raise FileNotFoundError(f"No JEM checkpoint at {ckpt}")
     kind = _jem_kind(path, kind)
     if kind == 'f' and model.num_classes != 1:
-        raise ValueError(f"kind='f' loads the scalar energy head energy_output: build the model with num_classes=1 (it has {model.num_classes})")
+        raise ValueError("kind='f' loads the scalar energy head energy_output: build the model with num_classes=1 (it "
+                         f"has {model.num_classes})")
     if kind == 'ccf' and model.num_classes == 1:
-        raise ValueError("kind='ccf' loads the class logits class_output: build the model with num_classes=K (it has 1 output)")
+        raise ValueError("kind='ccf' loads the class logits class_output: "
+                         "build the model with num_classes=K (it has 1 output)")
     if path is not None: ckpt = _read_jem_file(path, map_location)
     if not isinstance(ckpt, dict): raise ValueError(f"A JEM checkpoint is a dict; got {type(ckpt).__name__}")
     sd = ckpt.get('model_state_dict', ckpt)
     if not isinstance(sd, dict): raise ValueError("checkpoint['model_state_dict'] is not a state dict")
     sd, own = jem_to_ngebm_state_dict(sd, kind), model.state_dict()
     missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    if missing or extra: raise KeyError(f"JEM checkpoint does not match the model: missing {missing[:5]}{'...' if len(missing)>5 else ''}, unexpected {extra[:5]}{'...' if len(extra)>5 else ''}")
-    bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items() if v.shape != own[k].shape]
+    if missing or extra:
+        more = lambda keys: f"{keys[:5]}{'...' if len(keys) > 5 else ''}"
+        raise KeyError(f"JEM checkpoint does not match the model: missing {more(missing)}, unexpected {more(extra)}")
+    bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items()
+           if v.shape != own[k].shape]
     if bad: raise ValueError(f"JEM checkpoint shapes do not match the model (wrong depth/width/classes?): {bad[:5]}")
     model.load_state_dict(sd)
     return ckpt
@@ -234,7 +255,8 @@ def mlp(in_dim:int,       # Input dimension
 
 # %% ../nbs/02_models.ipynb #94ae3b34
 class BottleneckWideResNet(WideResNet):
-    "`WideResNet` with a 1x1-convolution bottleneck C -> floor(factor * C) -> C after each stage (the poster code's design)."
+    """`WideResNet` with a 1x1-convolution bottleneck C -> floor(factor * C) -> C after each stage (the poster code's
+    design)."""
     def __init__(self, *args, bottleneck:float=0.1, # Fraction of each stage's channels that pass the bottleneck
                  **kwargs):
         super().__init__(*args, **kwargs)

@@ -69,7 +69,8 @@ def score_data(model:nn.Module, # Any network x -> logits (B, K)
 # %% ../nbs/07_ood.ipynb #4e524f61
 def _scores_1d(s, name:str) -> np.ndarray:
     s = np.asarray(s.detach().cpu() if isinstance(s, Tensor) else s, dtype=np.float64)
-    if s.ndim != 1 or s.size == 0: raise ValueError(f"`{name}` must be a non-empty 1-D array of scores; got shape {s.shape}")
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"`{name}` must be a non-empty 1-D array of scores; got shape {s.shape}")
     if not np.isfinite(s).all(): raise ValueError(f"`{name}` contains NaN or infinite scores")
     return s
 

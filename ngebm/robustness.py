@@ -35,7 +35,8 @@ def default_epsilons(norm:str, # 'linf' or 'l2'
                     ) -> Tensor: # Grid of epsilons in [-1,1] units, starting at 0
     "The JEM Figure 5 axis ranges (Linf 0..30, L2 0..600 pixel levels) as a grid in [-1,1] units."
     _check_norm(norm)
-    levels = [0, 1, 2, 4, 6, 8, 12, 16, 20, 25, 30] if norm == 'linf' else [0, 25, 50, 100, 150, 200, 300, 400, 500, 600]
+    levels = ([0, 1, 2, 4, 6, 8, 12, 16, 20, 25, 30] if norm == 'linf'
+              else [0, 25, 50, 100, 150, 200, 300, 400, 500, 600])
     return pixel_eps(levels)
 
 # %% ../nbs/08_robustness.ipynb #8f1c6e20
@@ -106,7 +107,8 @@ class AttackConfig:
     def grid(self) -> Tensor:
         "The checked epsilon grid as float64."
         _check_norm(self.norm)
-        eps = default_epsilons(self.norm) if self.epsilons is None else torch.as_tensor(self.epsilons, dtype=torch.float64).flatten()
+        eps = default_epsilons(self.norm) if self.epsilons is None else torch.as_tensor(self.epsilons,
+                                                                                        dtype=torch.float64).flatten()
         if len(eps) == 0: raise ValueError("empty epsilon grid")
         if (eps < 0).any(): raise ValueError(f"epsilons must be >= 0; got {eps.tolist()}")
         if (eps.diff() <= 0).any(): raise ValueError(f"epsilons must be strictly increasing; got {eps.tolist()}")
@@ -126,7 +128,8 @@ def attack_success(model:nn.Module,   # Maps x in [-1,1] to logits (B, K)
                    cfg:AttackConfig,  # Norm, epsilons, PGD settings
                    device=None,       # Where to attack; default: the model's device
                   ) -> Tensor:        # success[j, i]: image i broken within epsilon j, bool (J, N), CPU
-    "PGD success per epsilon and image (any of `cfg.restarts` random starts), model in eval mode with frozen parameters."
+    """PGD success per epsilon and image (any of `cfg.restarts` random starts), model in eval mode with frozen
+    parameters."""
     eps, attack = cfg.grid(), cfg.attack()
     if len(x) == 0: raise ValueError("no images to attack (empty selection)")
     device = _device_of(model, device)
@@ -176,12 +179,15 @@ class SGLDRefined(nn.Module):
                  noise_std=0.01,        # sigma of the SGLD noise
                  n_chains=5,            # Chains averaged per input (expectation over transformations)
                  init_noise_std=0.0,    # Gaussian jitter of each chain's start (JEM reference code: 0.03)
-                 attack_through_refinement=True, # True: gradients through the SGLD steps; False: identity (BPDA) gradient
+                 # True: gradients through the SGLD steps; False: identity (BPDA) gradient
+                 attack_through_refinement=True,
                 ):
         super().__init__()
-        if n_steps < 0 or n_chains < 1: raise ValueError(f"need n_steps >= 0 and n_chains >= 1; got {n_steps}, {n_chains}")
+        if n_steps < 0 or n_chains < 1:
+            raise ValueError(f"need n_steps >= 0 and n_chains >= 1; got {n_steps}, {n_chains}")
         self.model, self.n_steps, self.step_size, self.noise_std = model, n_steps, step_size, noise_std
-        self.n_chains, self.init_noise_std, self.attack_through_refinement = n_chains, init_noise_std, attack_through_refinement
+        self.n_chains, self.init_noise_std = n_chains, init_noise_std
+        self.attack_through_refinement = attack_through_refinement
 
     def energy(self, x:Tensor) -> Tensor:
         "E(x) = -LogSumExp_y f(x)[y] of the wrapped classifier, shape (B,)."

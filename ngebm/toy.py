@@ -190,7 +190,8 @@ def train_dsm(x:Tensor,       # Data (N, 2)
 def _fit_score(x, cfg, objective):
     "Adam on the mean of objective(energy_fn, xb) per point, for a fresh unconditional energy network."
     x = x.to(cfg.device); torch.manual_seed(cfg.seed)
-    return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg, lambda m, xb, yb: objective(energy_fn(m), xb).mean())
+    return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg, lambda m, xb,
+                yb: objective(energy_fn(m), xb).mean())
 
 # %% ../nbs/19_toy.ipynb #07f6cef2
 def on_grid(fn,            # x (M, 2) -> (M,) values
@@ -252,8 +253,10 @@ def mean_grad_norm(model, x:Tensor) -> float:
 
 # %% ../nbs/19_toy.ipynb #400e4c55
 def toy_vera_config(**kw) -> VERAConfig:
-    "VERA's toy settings (VERA code defaults: lambda = 1, 2-D latent, width 100), learning rates 3e-3 for short runs; `kw` overrides."
-    return VERAConfig(**{**dict(entropy_weight=1.0, noise_dim=2, hidden=100, g_lr=3e-3, post_lr=3e-3, bounded=False), **kw})
+    """VERA's toy settings (VERA code defaults:
+    lambda = 1, 2-D latent, width 100), learning rates 3e-3 for short runs; `kw` overrides."""
+    toy = dict(entropy_weight=1.0, noise_dim=2, hidden=100, g_lr=3e-3, post_lr=3e-3, bounded=False)
+    return VERAConfig(**{**toy, **kw})
 
 def train_vera_toy(x:Tensor,             # Data (N, 2)
                    hp:VERAConfig=None,   # VERA settings (default: the VERA code's toy defaults)
@@ -271,7 +274,8 @@ def train_vera_toy(x:Tensor,             # Data (N, 2)
     efn = energy_fn(model)
     for _ in range(steps):
         xb = x[torch.randint(0, len(x), (batch,), device=x.device)]
-        xg, _ = generator_step(gen, efn, g_opt, p_opt, batch, hp.entropy_weight, hp.n_posterior, (hp.min_sigma, hp.max_sigma))
+        xg, _ = generator_step(gen, efn, g_opt, p_opt, batch, hp.entropy_weight, hp.n_posterior,
+                               (hp.min_sigma, hp.max_sigma))
         loss, _ = vera_energy_loss(model, xb, xg, None, hp.grad_penalty)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return model.eval(), gen
@@ -296,8 +300,10 @@ def run_toys(method='all',          # One of TOY_METHODS, or 'all'
     _check_choice(method, TOY_METHODS + ('all',), 'method'); _check_choice(dataset, TOY_DATASETS, 'dataset')
     cfg = ToyConfig(steps=steps, seed=seed, device=device)
     x, y = toy_data(dataset, 1024, seed, device)
-    trainers = {'cd': lambda: train_cd(x, cfg), 'jem': lambda: train_jem(x, y, cfg), 'ngebm': lambda: train_ngebm(x, y, cfg),
-                'igebm': lambda: train_igebm(x, cfg), 'ssm': lambda: train_ssm(x, cfg), 'dsm': lambda: train_dsm(x, cfg)}
+    trainers = {'cd': lambda: train_cd(x, cfg), 'jem': lambda: train_jem(x, y, cfg),
+                'ngebm': lambda: train_ngebm(x, y, cfg),
+                'igebm': lambda: train_igebm(x, cfg), 'ssm': lambda: train_ssm(x, cfg),
+                'dsm': lambda: train_dsm(x, cfg)}
     models = {k: f() for k, f in trainers.items() if method in (k, 'all')}
     summary = {k: {'acc': toy_accuracy(m, x, y) if k in TOY_CLASSIFIERS else None, 'grad_norm': mean_grad_norm(m, x)}
                for k, m in models.items()}

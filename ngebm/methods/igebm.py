@@ -43,18 +43,23 @@ class IGEBMConfig:
     weighting:str='softmax'    # 'softmax' (Eq. 8, Algorithm 1) or 'uniform' (Eq. 3)
     clamp:float=1.0            # Keep chain states in [-clamp, clamp] (the image range; not in the paper)
     def __post_init__(self):
-        if self.weighting not in ('softmax', 'uniform'): raise ValueError(f"weighting must be 'softmax' or 'uniform'; got {self.weighting!r}")
-        if self.steps < 0 or self.step_size <= 0 or self.noise_std < 0: raise ValueError(f"need steps >= 0, step_size > 0, noise_std >= 0; got {self.steps}, {self.step_size}, {self.noise_std}")
+        if self.weighting not in ('softmax', 'uniform'):
+            raise ValueError(f"weighting must be 'softmax' or 'uniform'; got {self.weighting!r}")
+        if self.steps < 0 or self.step_size <= 0 or self.noise_std < 0:
+            raise ValueError(f"need steps >= 0, step_size > 0, noise_std >= 0; got {self.steps}, {self.step_size}, "
+                             f"{self.noise_std}")
 
 # %% ../../nbs/09c_igebm.ipynb #e04821e5
 @register_method
 class IGEBM(Method):
-    "IGEBM: an unconditional scalar energy E(x) = -f(x)[0] trained by contrastive divergence with clipped Langevin chains from a replay buffer."
+    """IGEBM: an unconditional scalar energy E(x) = -f(x)[0] trained by contrastive divergence with clipped Langevin
+    chains from a replay buffer."""
     name, Config, classifier = 'igebm', IGEBMConfig, False
     def __init__(self, hp=None): super().__init__(hp); self.steps, self.buffer = self.hp.steps, None
     def n_classes(self, learn): return None
     def setup(self, learn):
-        self.buffer = ReplayBuffer(self.hp.buffer_size, learn.dls.shape, self.hp.reinit_freq, self.n_classes(learn), device=learn.device)
+        self.buffer = ReplayBuffer(self.hp.buffer_size, learn.dls.shape, self.hp.reinit_freq, self.n_classes(learn),
+                                   device=learn.device)
     def remedy(self, retries, sgld_factor=2.0): self.steps = int(round(self.hp.steps * sgld_factor ** retries))
     def energy_fn(self, model, y=None):
         "x -> E(x) (or E(x, y) for the conditional model)."
@@ -78,10 +83,12 @@ class IGEBM(Method):
 # %% ../../nbs/09c_igebm.ipynb #e75759e2
 @register_method
 class IGEBMCond(IGEBM):
-    "Class-conditional IGEBM: E(x, y) = -f(x)[y], contrastive divergence on p(x, y) with chains drawn for the batch's labels."
+    """Class-conditional IGEBM: E(x, y) = -f(x)[y], contrastive divergence on p(x, y) with chains drawn for the batch's
+    labels."""
     name, classifier = 'igebm_cond', True
     def n_classes(self, learn): return learn.dls.n_classes
-    def energy_fn(self, model, y=None): return (energy_fn(model)) if y is None else (lambda x: class_energy(model(x), y))
+    def energy_fn(self, model, y=None):
+        return (energy_fn(model)) if y is None else (lambda x: class_energy(model(x), y))
     def loss(self, learn, x, y):
         xs, m = self.sample(learn, y=y), learn.model
         logits = m(x)

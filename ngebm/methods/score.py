@@ -109,7 +109,8 @@ class DSMConfig:
 
 # %% ../../nbs/09d_score.ipynb #b66143a1
 class ScoreMethod(Method):
-    "Score matching on a scalar energy: `objective(energy_fn, x)` per sample; Langevin samples on each epoch's last batch."
+    """Score matching on a scalar energy:
+    `objective(energy_fn, x)` per sample; Langevin samples on each epoch's last batch."""
     classifier = False
     def objective(self, energy_fn, x): raise NotImplementedError
     def last_batch(self, learn) -> bool:
@@ -123,7 +124,8 @@ class ScoreMethod(Method):
         obj = self.objective(energy_fn(m), x).mean()
         with torch.no_grad(): e = energy(m(x)).mean()
         parts = {self.name: obj.detach(), 'e_data': e}
-        if self.hp.sample_steps and self.last_batch(learn): parts['samples'] = self.sample(m, self.hp.n_samples, learn.dls.shape, learn.device)
+        if self.hp.sample_steps and self.last_batch(learn):
+            parts['samples'] = self.sample(m, self.hp.n_samples, learn.dls.shape, learn.device)
         return obj, parts
 
 @register_method
@@ -145,4 +147,5 @@ class DSM(ScoreMethod):
     def sample(self, model, n, shape, device):
         x = super().sample(model, n, shape, device)
         if not self.hp.denoise: return x
-        with eval_mode(model): return (x + self.hp.sigma ** 2 * score(energy_fn(model), x, create_graph=False)).clamp(-1, 1).detach()
+        with eval_mode(model):
+            return (x + self.hp.sigma ** 2 * score(energy_fn(model), x, create_graph=False)).clamp(-1, 1).detach()
