@@ -13,22 +13,28 @@ import torch, torchvision
 from torch import nn
 from fastprogress.fastprogress import progress_bar, printing, IN_NOTEBOOK
 from .core import energy, eval_mode
+from .losses import is_correct
 from .learner import Callback, Diverged, seed_everything
 from .config import GuardConfig
 from .runs import atomic_write, save_checkpoint, load_checkpoint, write_log
 
 # %% ../nbs/12_callbacks.ipynb #0e9c1e2b
 class MetricsCB(Callback):
-    "Sums the loss parts as device tensors; averages them (one host-device sync) every `log_every` iterations and at the epoch's end."
+    """Sums the loss parts as device tensors;
+    averages them (one host-device sync) every `log_every` iterations and at the epoch's end."""
     order = 10
     def __init__(self, log_every:int=20): self.log_every, self.sums, self.n, self.imgs = log_every, {}, 0, 0
-    def before_epoch(self): self.sums, self.n, self.imgs, self.t0, self.learn.samples, self.learn.averages = {}, 0, 0, time.perf_counter(), None, None
+    def before_epoch(self):
+        self.sums, self.n, self.imgs, self.t0 = {}, 0, 0, time.perf_counter()
+        self.learn.samples, self.learn.averages = None, None
     def after_backward(self):
-        self.gnorm = torch.nn.utils.get_total_norm([p.grad for p in self.learn.model.parameters() if p.grad is not None])
+        self.gnorm = torch.nn.utils.get_total_norm([p.grad for p in self.learn.model.parameters()
+                                                    if p.grad is not None])
     def after_step(self):
         l = self.learn; parts = dict(l.parts)
         if 'samples' in parts: l.samples = parts.pop('samples')
-        for k, v in {**parts, 'loss': l.loss.detach(), 'param_grad_norm': self.gnorm}.items(): self.sums[k] = self.sums.get(k, 0) + v.float()
+        for k, v in {**parts, 'loss': l.loss.detach(), 'param_grad_norm': self.gnorm}.items():
+            self.sums[k] = self.sums.get(k, 0) + v.float()
         self.n += 1; self.imgs += len(l.x)
     def after_batch(self):
         l = self.learn
@@ -37,8 +43,8 @@ class MetricsCB(Callback):
     def after_epoch(self):
         l, secs = self.learn, time.perf_counter() - self.t0
         l.record = {**{('train_acc' if k == 'acc' else k): v for k, v in (l.averages or {}).items()},
-                    'lr': l.opt.param_groups[0]['lr'], 'seconds': secs, 'images_per_sec': self.imgs / secs, 'epoch': l.epoch - 1, 'step': l.step,
-                    'precision': l.precision.name}
+                    'lr': l.opt.param_groups[0]['lr'], 'seconds': secs, 'images_per_sec': self.imgs / secs,
+                    'epoch': l.epoch - 1, 'step': l.step, 'precision': l.precision.name}
 
 # %% ../nbs/12_callbacks.ipynb #25bf6590
 def divergence_reason(vals:dict, g:GuardConfig, energy_ref:float=None) -> str:
@@ -48,43 +54,57 @@ def divergence_reason(vals:dict, g:GuardConfig, energy_ref:float=None) -> str:
     for k in ('e_data', 'e_sample'):
         if k not in vals: continue
         if not math.isfinite(vals[k]) or abs(vals[k]) > g.max_energy: return f"runaway energy: mean {k} = {vals[k]:.3g}"
-        if energy_ref is not None and abs(vals[k]) > g.energy_growth * max(energy_ref, 1.): return f"runaway energy: mean {k} = {vals[k]:.3g}, over {g.energy_growth:g}x the first epoch's {energy_ref:.3g}"
-    if 'e_data' in vals and 'e_sample' in vals and abs(vals['e_sample'] - vals['e_data']) > g.sample_gap * max(abs(vals['e_data']), 1.):
-        return f"samples ran away from the data: mean e_sample {vals['e_sample']:.3g} against mean e_data {vals['e_data']:.3g}, over {g.sample_gap:g}x the data's energy scale"
+        if energy_ref is not None and abs(vals[k]) > g.energy_growth * max(energy_ref, 1.):
+            return (f"runaway energy: mean {k} = {vals[k]:.3g}, "
+                    f"over {g.energy_growth:g}x the first epoch's {energy_ref:.3g}")
+    if 'e_data' in vals and 'e_sample' in vals:
+        e_data, e_sample = vals['e_data'], vals['e_sample']
+        if abs(e_sample - e_data) > g.sample_gap * max(abs(e_data), 1.):
+            return (f"samples ran away from the data: mean e_sample {e_sample:.3g} against mean e_data {e_data:.3g}, "
+                    f"over {g.sample_gap:g}x the data's energy scale")
     return ''
 
 # %% ../nbs/12_callbacks.ipynb #b52633ba
 def collapse_reason(history:list, record:dict, n_classes:int) -> str:
-    "Divergence that stays under the energy guard: validation accuracy fallen back towards chance while sample energies ran away, relative to the run's own best epoch."
+    """Divergence that stays under the energy guard:
+    validation accuracy fallen back towards chance while sample energies ran away, relative to the run's own best
+    epoch."""
     done = [r for r in history if 'event' not in r and math.isfinite(r.get('valid_acc', float('nan')))]
     acc, chance = record.get('valid_acc', float('nan')), 1 / max(n_classes, 1)
     if not done or not math.isfinite(acc) or 'e_sample' not in record: return ''
     best = max(done, key=lambda r: r['valid_acc'])
     fell = best['valid_acc'] > 2 * chance and acc < chance + (best['valid_acc'] - chance) / 4
     ran_away = abs(record['e_sample']) > 10 * max(abs(best.get('e_sample', 0.)), 1.)
-    return f"collapse: valid accuracy {acc:.3f} (best {best['valid_acc']:.3f}) with mean e_sample {record['e_sample']:.3g}" if fell and ran_away else ''
+    if not (fell and ran_away): return ''
+    return (f"collapse: valid accuracy {acc:.3f} (best {best['valid_acc']:.3f}) "
+            f"with mean e_sample {record['e_sample']:.3g}")
 
 # %% ../nbs/12_callbacks.ipynb #2cd4218e
 class GuardCB(Callback):
-    "Detects divergence at every sync and after each epoch; rolls back through `checkpointer` with compounding remedies, or gives up."
+    """Detects divergence at every sync and after each epoch;
+    rolls back through `checkpointer` with compounding remedies, or gives up."""
     order = 16
     def __init__(self, cfg:GuardConfig, seed:int, checkpointer):
         self.cfg, self.seed0, self.ckpt, self.retries, self.energy_ref = cfg, seed, checkpointer, 0, None
     def _publish(self):
-        "The remedies of `retries` rollbacks, where the loop and other callbacks read them: learn.seed, learn.lr_scale, the method's."
+        """The remedies of `retries` rollbacks, where the loop and other callbacks read them:
+        learn.seed, learn.lr_scale, the method's."""
         l, g = self.learn, self.cfg
         l.retries, l.seed, l.lr_scale = self.retries, self.seed0 + 1000 * self.retries, g.lr_factor ** self.retries
         l.method.remedy(self.retries, g.sgld_factor)
     def before_fit(self): self._publish()
-    def state_dict(self): return dict(retries=self.retries, seed=self.seed0 + 1000 * self.retries, energy_ref=self.energy_ref)
+    def state_dict(self):
+        return dict(retries=self.retries, seed=self.seed0 + 1000 * self.retries, energy_ref=self.energy_ref)
     def load_state_dict(self, st): self.retries, self.energy_ref = st['retries'], st['energy_ref']; self._publish()
     def after_batch(self):
         l = self.learn
         if not l.synced: return
         if l.epoch == 0:
-            seen = [abs(l.averages[k]) for k in ('e_data', 'e_sample') if k in l.averages and math.isfinite(l.averages[k])]
+            seen = [abs(l.averages[k]) for k in ('e_data', 'e_sample') if k in l.averages
+                    and math.isfinite(l.averages[k])]
             self.energy_ref = max([self.energy_ref or 0.] + seen)
-        if (why := divergence_reason(l.averages, self.cfg, None if l.epoch == 0 else self.energy_ref)): raise Diverged(why)
+        if (why := divergence_reason(l.averages, self.cfg, None if l.epoch == 0 else self.energy_ref)):
+            raise Diverged(why)
     def after_epoch(self):
         l = self.learn
         if not all(torch.isfinite(p).all() for p in l.model.parameters()): raise Diverged('non-finite parameters')
@@ -95,7 +115,8 @@ class GuardCB(Callback):
         if self.retries + 1 > g.max_retries:
             ckpt.record_event({**event, 'action': 'gave up'}, retries=self.retries + 1)
             where = f"See {ckpt.out/'log.jsonl'}; raise" if hasattr(ckpt, 'out') else 'Raise'
-            raise RuntimeError(f"training diverged ({l.diverged}) at epoch {l.epoch}, step {l.step}, after {g.max_retries} rollbacks; "
+            raise RuntimeError(f"training diverged ({l.diverged}) at epoch {l.epoch}, step {l.step}, "
+                               f"after {g.max_retries} rollbacks; "
                                f"giving up. {where} max_retries to try again from the last checkpoint") from l.diverged
         ckpt.rollback()
         self.retries = event['retry']; self._publish()
@@ -112,13 +133,14 @@ def accuracy(model:nn.Module, loader, device, bf16:bool=False) -> float:
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast(device.type, torch.bfloat16, enabled=bf16 and device.type == 'cuda'):
-            correct += (model(x).argmax(-1) == y).sum()
+            correct += is_correct(model(x), y).sum()
         n += len(y)
     model.train(was)
     return correct.item() / max(n, 1)
 
 class ValidCB(Callback):
-    "Validation accuracy after each epoch and whether it is the best so far (methods without a classifier: every epoch is 'best')."
+    """Validation accuracy after each epoch and whether it is the best so far (methods without a classifier:
+    every epoch is 'best')."""
     order = 14
     def __init__(self): self.best_acc = -1.0
     def state_dict(self): return dict(best_acc=self.best_acc)
@@ -131,33 +153,41 @@ class ValidCB(Callback):
         l.record.update(valid_acc=acc, best=best)
 
 class OutlierEnergyCB(Callback):
-    "Mean energy of uniform noise after each epoch (a fixed draw, not the run's RNG): an energy model should keep it high."
+    """Mean energy of uniform noise after each epoch (a fixed draw, not the run's RNG):
+    an energy model should keep it high."""
     order = 12
     def __init__(self, n:int=256): self.n = n
     def after_epoch(self):
         l = self.learn; x = torch.rand(self.n, *l.dls.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
-        with eval_mode(l.model), torch.no_grad(): l.record['e_uniform'] = energy(l.model(l.to_device(x)).float()).mean().item()
+        with eval_mode(l.model), torch.no_grad():
+            l.record['e_uniform'] = energy(l.model(l.to_device(x)).float()).mean().item()
 
 # %% ../nbs/12_callbacks.ipynb #2b94af22
 class ProgressCB(Callback):
-    "A fastprogress bar per epoch in a terminal or notebook; one plain line per epoch when the output is a file or pipe."
+    """A fastprogress bar per epoch in a terminal or notebook;
+    one plain line per epoch when the output is a file or pipe."""
     order = 60
-    def before_fit(self): self.bars = printing() and (IN_NOTEBOOK or sys.stdout.isatty())   # printing() alone is True for files
+    # printing() alone is True for files
+    def before_fit(self): self.bars = printing() and (IN_NOTEBOOK or sys.stdout.isatty())
     def before_epoch(self):
         l = self.learn; self.pb = progress_bar(range(l.n_iter), leave=False) if self.bars else None
         if self.pb is not None: self.pb.update(0)
     def after_batch(self):
         l = self.learn
         if self.pb is None: return
-        if l.synced: self.pb.comment = ' '.join(f'{k} {v:.3g}' for k, v in l.averages.items() if k in ('loss', 'ce', 'cd', 'grad_norm', 'acc'))
+        if l.synced:
+            self.pb.comment = ' '.join(f'{k} {v:.3g}' for k, v in l.averages.items()
+                                       if k in ('loss', 'ce', 'cd', 'grad_norm', 'acc'))
         self.pb.update(l.iter + 1)
     def after_epoch(self):
         r = self.learn.record; acc = '' if math.isnan(r['valid_acc']) else f", valid acc {r['valid_acc']:.3f}"
-        print(f"epoch {r['epoch'] + 1}/{self.learn.n_epochs}: loss {r.get('loss', float('nan')):.4g}{acc}, {r['seconds']:.1f} s", flush=True)
+        print(f"epoch {r['epoch'] + 1}/{self.learn.n_epochs}: loss {r.get('loss', float('nan')):.4g}{acc}, "
+              f"{r['seconds']:.1f} s", flush=True)
 
 # %% ../nbs/12_callbacks.ipynb #82151e0b
 class CheckpointCB(Callback):
-    "Commits the run after every epoch: best.next.pt (if best), last.pt naming it (epoch, SHA-256), then best.next.pt -> best.pt."
+    """Commits the run after every epoch:
+    best.next.pt (if best), last.pt naming it (epoch, SHA-256), then best.next.pt -> best.pt."""
     order = 30
     def __init__(self, out:Path): self.out, self.best_ref = Path(out), None
     def state_dict(self): return dict(best_ref=self.best_ref)
@@ -175,13 +205,15 @@ class CheckpointCB(Callback):
         l('after_commit')
     def rollback(self): self.learn.load_state_dict(load_checkpoint(self.out/'last.pt', self.learn.device))
     def record_event(self, event:dict, **changes):
-        "Append `event` to the committed history (with `changes` to the committed state, e.g. the retry count) and commit it."
+        """Append `event` to the committed history (with `changes` to the committed state, e.g.
+        the retry count) and commit it."""
         st = load_checkpoint(self.out/'last.pt') if event.get('action') == 'gave up' else self.learn.state_dict()
         st.update(changes); st['history'] = list(st['history']) + [event]
         save_checkpoint(self.out/'last.pt', st); self.learn.history = st['history']; self.learn('after_commit')
 
 class LogCB(Callback):
-    "Rewrites log.jsonl from the committed history after every commit: never a record the checkpoint does not hold, never one twice."
+    """Rewrites log.jsonl from the committed history after every commit:
+    never a record the checkpoint does not hold, never one twice."""
     order = 40
     def __init__(self, out:Path): self.out = Path(out)
     def after_commit(self): write_log(self.out, self.learn.history)
@@ -195,7 +227,8 @@ class SamplesCB(Callback):
         if (xs := self.learn.samples) is None: return
         (self.out/'samples').mkdir(exist_ok=True)
         atomic_write(self.out/'samples'/f"epoch_{self.learn.epoch - 1:03d}.png",
-                     lambda p: torchvision.utils.save_image((xs[:64].float().cpu().clamp(-1, 1) + 1) / 2, p, nrow=8, format='png'))
+                     lambda p: torchvision.utils.save_image((xs[:64].float().cpu().clamp(-1, 1) + 1) / 2, p, nrow=8,
+                                                            format='png'))
 
 # %% ../nbs/12_callbacks.ipynb #37190bea
 class MemoryCheckpoint(Callback):

@@ -47,10 +47,12 @@ def parse_seeds(seeds:str, flag:str='--seeds') -> tuple:
     return out
 
 def check_flags(**flags):
-    "Each keyword `name=(value, minimum)`, or `(value, bound, '>')` for a strict bound: a clear error for a value out of range (None: the flag was left out, its default applies)."
+    """Each keyword `name=(value, minimum)`, or `(value, bound, '>')` for a strict bound:
+    a clear error for a value out of range (None: the flag was left out, its default applies)."""
     for name, (v, lo, *strict) in flags.items():
         if v is not None and not (v > lo if strict else v >= lo):
-            raise ValueError(f"--{name} must be {'>' if strict else '>='} {lo}; got {v} (leave the flag out for its default)")
+            raise ValueError(f"--{name} must be {'>' if strict else '>='} {lo}; got {v} "
+                             "(leave the flag out for its default)")
 
 # %% ../nbs/00b_cli.ipynb #42e9c394
 CLI_SPELLING = {   # How the library's messages name a setting -> how a command's user types it
@@ -60,14 +62,17 @@ CLI_SPELLING = {   # How the library's messages name a setting -> how a command'
     r'^depth must': '--depth must', r'^widen_factor must': '--width must', r'^norm must': '--norm must'}
 
 def cli_errors(fn=None, flags:dict=None):
-    "Decorate a command: the package's errors (ValueError, RuntimeError, OSError) print one line, with flags spelled as `flags` maps them (regex -> replacement), and exit with status 2; `--debug` or NGEBM_DEBUG=1 shows the traceback."
+    """Decorate a command: the package's errors (ValueError, RuntimeError, OSError) print one line, with flags spelled
+    as `flags` maps them (regex -> replacement), and exit with status 2; `--debug` or NGEBM_DEBUG=1 shows the
+    traceback."""
     if fn is None: return lambda f: cli_errors(f, flags)
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try: return fn(*args, **kwargs)
         except (ValueError, RuntimeError, OSError, KeyboardInterrupt) as e:
             if kwargs.get('debug') or os.environ.get('NGEBM_DEBUG'): raise
-            msg = 'interrupted' if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = ('interrupted' if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0] if str(e)
+                   else type(e).__name__)
             if isinstance(e, OSError) and e.filename and str(e.filename) not in msg: msg = f"{msg}: {e.filename}"
             for pattern, flag in {**CLI_SPELLING, **(flags or {})}.items(): msg = re.sub(pattern, flag, msg)
             print(f"{fn.__name__}: error: {msg} (--debug for the traceback)", file=sys.stderr)

@@ -15,13 +15,15 @@ from .training import train
 # %% ../nbs/16_cluster.ipynb #653cc2c4
 @dataclass
 class TrainJob:
-    "One model's `ngebm_train` run as a submitit job: `train(cfg, out, run, resume=True)`, requeued (and resumed) on preemption."
+    """One model's `ngebm_train` run as a submitit job:
+    `train(cfg, out, run, resume=True)`, requeued (and resumed) on preemption."""
     cfg:TrainConfig
     out:Path
     run:RunConfig
     def __call__(self) -> list:
         import submitit
-        if 'SUBMITIT_EXECUTOR' in os.environ and submitit.JobEnvironment().num_tasks > 1:   # several tasks: one model over all of them
+        # several tasks: one model over all of them
+        if 'SUBMITIT_EXECUTOR' in os.environ and submitit.JobEnvironment().num_tasks > 1:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         return train(self.cfg, self.out, self.run, resume=True)
     def checkpoint(self, *args, **kwargs):
@@ -31,13 +33,17 @@ class TrainJob:
 
 # %% ../nbs/16_cluster.ipynb #dbcf4a55
 def submitit_executor(folder,               # Where submitit keeps the jobs' pickles and logs
-                      cluster:str=None,     # None: SLURM where it is installed, else local processes; 'local' forces local processes
-                      max_requeues:int=30,  # Time limits a job may hit, each followed by a requeue (preemptions do not count)
-                      **params,             # For `update_parameters`: timeout_min, gpus_per_node, tasks_per_node, slurm_partition, ...
+                      # None: SLURM where it is installed, else local processes; 'local' forces local processes
+                      cluster:str=None,
+                      # Time limits a job may hit, each followed by a requeue (preemptions do not count)
+                      max_requeues:int=30,
+                      # For `update_parameters`: timeout_min, gpus_per_node, tasks_per_node, slurm_partition, ...
+                      **params,
                      ):
     "A submitit executor for training jobs."
     import submitit
-    ex = submitit.AutoExecutor(folder, cluster=cluster, slurm_max_num_timeout=max_requeues, local_max_num_timeout=max_requeues)
+    ex = submitit.AutoExecutor(folder, cluster=cluster, slurm_max_num_timeout=max_requeues,
+                               local_max_num_timeout=max_requeues)
     ex.update_parameters(**params)
     return ex
 

@@ -73,8 +73,12 @@ def sgld_step(x:Tensor,        # Current chain states, shape (B, ...)
               energy_fn,       # Maps a batch to per-sample energies, shape (B,)
               step_size=1.0,   # alpha: multiplies the energy gradient
               noise_std=0.01,  # sigma: standard deviation of the added Gaussian noise
-              create_graph=False, # Keep the graph through the step (to differentiate through SGLD, as attacks do)
+              create_graph=False, # Keep the graph through the step (to differentiate through SGLD, as attacks
+                                  # on JEM's refinement do)
+              grad_clip:float|None=None, # V: clip each component of dE/dx to [-V, V] first (IGEBM); None: no clip
              ) -> Tensor:      # Next states; detached unless `create_graph`
     "One step of (relaxed) stochastic gradient Langevin dynamics descending the energy."
-    x_next = x - step_size * energy_grad(energy_fn, x, create_graph) + noise_std * torch.randn_like(x)
+    g = energy_grad(energy_fn, x, create_graph)
+    if grad_clip is not None: g = g.clamp(-grad_clip, grad_clip)
+    x_next = x - step_size * g + noise_std * torch.randn_like(x)
     return x_next if create_graph else x_next.detach()

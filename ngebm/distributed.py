@@ -25,7 +25,8 @@ def dist_env() -> tuple:
     return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0))
 
 def launched_distributed() -> bool:
-    "Whether a launcher (torchrun, or submitit's `TorchDistributedEnvironment`) started this process as one rank of a group."
+    """Whether a launcher (torchrun, or submitit's `TorchDistributedEnvironment`) started this process as one rank of a
+    group."""
     return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
 
 def rank_device(run:RunConfig, local_rank:int) -> torch.device:
@@ -44,19 +45,22 @@ def process_group(device:torch.device):
 
 # %% ../nbs/13_distributed.ipynb #92a0cfba
 def rank_config(cfg:TrainConfig, world:int) -> TrainConfig:
-    "The configuration one of `world` ranks trains: batch_size / world images per rank (the replay buffer is split by `ShardedReplayBuffer`)."
+    """The configuration one of `world` ranks trains:
+    batch_size / world images per rank (the replay buffer is split by `ShardedReplayBuffer`)."""
     b = cfg.data.batch_size
-    if b % world: raise ValueError(f"batch_size {b} does not split over {world} processes; choose a multiple of {world}")
+    if b % world:
+        raise ValueError(f"batch_size {b} does not split over {world} processes; choose a multiple of {world}")
     return replace(cfg, data=replace(cfg.data, batch_size=b // world))
 
 # %% ../nbs/13_distributed.ipynb #c30473f9
 def shard_loader(dl:DataLoader, # A shuffled training loader of the Learner
                  rank:int, world:int,
                  seed:int,       # Seeds the permutation (with the epoch, see `DistributedSampler.set_epoch`)
-                ) -> DataLoader: # Same dataset, workers and pinning; batch `dl.batch_size`, this rank's slice of every global batch
+                ) -> DataLoader: # Same dataset, workers, pinning; each batch (`dl.batch_size`) is this rank's share
     "A loader that gives this rank its share of every shuffled global batch."
     sampler = DistributedSampler(dl.dataset, world, rank, shuffle=True, seed=seed, drop_last=True)
-    return DataLoader(dl.dataset, dl.batch_size, sampler=sampler, drop_last=True, num_workers=dl.num_workers, pin_memory=dl.pin_memory,
+    return DataLoader(dl.dataset, dl.batch_size, sampler=sampler, drop_last=True, num_workers=dl.num_workers,
+                      pin_memory=dl.pin_memory,
                       persistent_workers=dl.persistent_workers, generator=dl.generator)
 
 # %% ../nbs/13_distributed.ipynb #a6181b25
@@ -65,11 +69,13 @@ def interleave(shards:list) -> torch.Tensor:
     return torch.stack(shards, 1).flatten(0, 1)
 
 class ShardedReplayBuffer(ReplayBuffer):
-    "One rank's shard of a replay buffer (the global slots rank, rank + world, ...); it checkpoints as the global buffer."
+    """One rank's shard of a replay buffer (the global slots rank, rank + world, ...);
+    it checkpoints as the global buffer."""
     def __init__(self, full:ReplayBuffer, rank:int, world:int):
         if full.size % world or (full.n_classes and (full.size // full.n_classes) % world):
             per_class = f" within each of its {full.n_classes} classes" if full.n_classes else ''
-            raise ValueError(f"replay buffer of {full.size} chains does not split evenly over {world} processes{per_class}; choose a buffer_size that does")
+            raise ValueError(f"replay buffer of {full.size} chains does not split evenly over {world} "
+                             f"processes{per_class}; choose a buffer_size that does")
         self.__dict__.update(full.__dict__)
         self.rank, self.world, self.global_size, self.size = rank, world, full.size, full.size // world
         self.buffer, self.full = full.buffer[rank::world].clone(), full.buffer
@@ -81,31 +87,39 @@ class ShardedReplayBuffer(ReplayBuffer):
         dist.gather(self.buffer.contiguous(), shards, dst=0)
         self.full = interleave(shards) if self.rank == 0 else None
     def state_dict(self) -> dict:
-        if self.full is None: raise RuntimeError("no global buffer here: call gather() on every rank after the last update, and save on rank 0")
+        if self.full is None:
+            raise RuntimeError("no global buffer here: call gather() on every rank after the last update, "
+                               "and save on rank 0")
         return {**super().state_dict(), 'buffer': self.full}
     def load_state_dict(self, sd):
         "Take this rank's slots of a global buffer saved by any number of processes."
         if isinstance(sd, torch.Tensor): sd = dict(buffer=sd)
         if tuple(sd['buffer'].shape) != (self.global_size, *self.sample_shape):
-            raise ValueError(f"buffer shape {tuple(sd['buffer'].shape)} does not match ({self.global_size}, {self.sample_shape})")
+            raise ValueError(f"buffer shape {tuple(sd['buffer'].shape)} does not match ({self.global_size}, "
+                             f"{self.sample_shape})")
         super().load_state_dict({**sd, 'buffer': sd['buffer'][self.rank::self.world]})
         self.full = sd['buffer'].to(self.device, self.dtype)
 
 # %% ../nbs/13_distributed.ipynb #cdbe26df
 class DDPModel(DistributedDataParallel):
-    "DistributedDataParallel for training-mode forwards; eval-mode forwards (SGLD, validation) and state dicts go to the module itself."
-    def forward(self, *args, **kwargs): return super().forward(*args, **kwargs) if self.training else self.module(*args, **kwargs)
+    """DistributedDataParallel for training-mode forwards;
+    eval-mode forwards (SGLD, validation) and state dicts go to the module itself."""
+    def forward(self, *args, **kwargs):
+        return super().forward(*args, **kwargs) if self.training else self.module(*args, **kwargs)
     def state_dict(self, *args, **kwargs): return self.module.state_dict(*args, **kwargs)
-    def load_state_dict(self, state_dict, strict:bool=True, assign:bool=False): return self.module.load_state_dict(state_dict, strict, assign)
+    def load_state_dict(self, state_dict, strict:bool=True, assign:bool=False):
+        return self.module.load_state_dict(state_dict, strict, assign)
 
 # %% ../nbs/13_distributed.ipynb #08da9eb2
 class DDPCB(Callback):
-    "Data parallelism inside the Learner: DDP model, sampler epochs, per-rank random streams, logs averaged over ranks, buffer gathers."
+    """Data parallelism inside the Learner:
+    DDP model, sampler epochs, per-rank random streams, logs averaged over ranks, buffer gathers."""
     order = 11   # after MetricsCB has averaged a sync, before the guard (16) reads it and rank 0 commits (30)
     def __init__(self, rank:int, world:int): self.rank, self.world = rank, world
     def _buffers(self): return [b for b in vars(self.learn.method).values() if isinstance(b, ShardedReplayBuffer)]
     def _all_reduce(self, vals:dict, scale:float=1.) -> dict:
-        t = torch.tensor(list(vals.values()), dtype=torch.float64, device=self.learn.device if dist.get_backend() == 'nccl' else 'cpu')
+        t = torch.tensor(list(vals.values()), dtype=torch.float64, device=self.learn.device
+                         if dist.get_backend() == 'nccl' else 'cpu')
         dist.all_reduce(t)
         return dict(zip(vals, (t * scale).tolist()))
     def before_fit(self):
@@ -114,18 +128,22 @@ class DDPCB(Callback):
         for b in self._buffers(): b.gather()
     def before_epoch(self):
         l = self.learn
-        for dl in (l.dls.train, l.dls.train_unlabeled): dl.sampler.set_epoch(l.epoch + 100_000 * l.retries)  # a rollback reshuffles
-        if self.rank: seed_everything(int(np.random.SeedSequence([l.seed, l.epoch, self.rank]).generate_state(1)[0]), l.dls)
+        # a rollback reshuffles
+        for dl in (l.dls.train, l.dls.train_unlabeled): dl.sampler.set_epoch(l.epoch + 100_000 * l.retries)
+        if self.rank:
+            seed_everything(int(np.random.SeedSequence([l.seed, l.epoch, self.rank]).generate_state(1)[0]), l.dls)
     def after_batch(self):
         if self.learn.synced: self.learn.averages = self._all_reduce(self.learn.averages, 1 / self.world)
     def after_epoch(self):
-        self.learn.record.update(self._all_reduce({'images_per_sec': self.learn.record['images_per_sec']}), world_size=self.world)
+        self.learn.record.update(self._all_reduce({'images_per_sec': self.learn.record['images_per_sec']}),
+                                 world_size=self.world)
         for b in self._buffers(): b.gather()
     def cleanup_fit(self):
         if isinstance(self.learn.model, DDPModel): self.learn.model = self.learn.model.module
 
 class ReplicaCheckpointCB(Callback):
-    "`CheckpointCB` of the ranks other than 0: keeps the history, writes nothing, rolls back from the last.pt rank 0 committed."
+    """`CheckpointCB` of the ranks other than 0:
+    keeps the history, writes nothing, rolls back from the last.pt rank 0 committed."""
     order = 30
     def __init__(self, out:Path): self.out = Path(out)
     def after_epoch(self): self.learn.history.append(self.learn.record)
@@ -134,10 +152,14 @@ class ReplicaCheckpointCB(Callback):
 
 # %% ../nbs/13_distributed.ipynb #611800ad
 def data_parallel(learn:Learner, data_seed:int) -> Learner:
-    "Make `learn` (built with `rank_config`) one rank of the current process group: sharded loaders and replay buffers, and `DDPCB`."
+    """Make `learn` (built with `rank_config`) one rank of the current process group:
+    sharded loaders and replay buffers, and `DDPCB`."""
     rank, world = dist.get_rank(), dist.get_world_size()
-    if learn.method.modules(): raise ValueError(f"data-parallel training does not average the gradients of {learn.method.name}'s own modules ({', '.join(learn.method.modules())}); train it in one process")
-    learn.dls.train, learn.dls.train_unlabeled = (shard_loader(dl, rank, world, data_seed + i) for i, dl in enumerate((learn.dls.train, learn.dls.train_unlabeled)))
+    if learn.method.modules():
+        raise ValueError(f"data-parallel training does not average the gradients of {learn.method.name}'s own modules "
+                         f"({', '.join(learn.method.modules())}); train it in one process")
+    learn.dls.train, learn.dls.train_unlabeled = (shard_loader(dl, rank, world, data_seed + i)
+                                                  for i, dl in enumerate((learn.dls.train, learn.dls.train_unlabeled)))
     for k, v in vars(learn.method).items():
         if isinstance(v, ReplayBuffer): setattr(learn.method, k, ShardedReplayBuffer(v, rank, world))
     learn.add_cb(DDPCB(rank, world))

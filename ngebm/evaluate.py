@@ -19,33 +19,39 @@ from fastcore.script import call_parse, store_true
 from .core import model_device
 from .data import make_loaders, ood_loaders
 from .sampling import sgld_sample
-from .calibration import collect_predictions, expected_calibration_error, max_calibration_error, plot_reliability, iter_batches
+from .calibration import (collect_predictions, expected_calibration_error, max_calibration_error, plot_reliability,
+                               iter_batches)
 from .ood import SCORES, evaluate_ood, ood_report, plot_ood_histograms, score_data
 from .robustness import AttackConfig, select_correct, robustness_curve, plot_robustness
 from .samplequality import train_digits_net, sample_quality_report, load_inception
 from .generation import generation_report
 from .methods import method_class
 from .config import PRESETS
-from .runs import read_log, run_config, load_model, read_checkpoint_meta, read_json, atomic_write, write_text_atomic
+from .runs import (read_log, run_config, load_model, read_checkpoint_meta, read_json, atomic_write,
+                        write_text_atomic)
 from .cli import check_choice, check_flags, parse_list, cli_errors
 
 # %% ../nbs/15_evaluate.ipynb #73b4b791
 def grad_norms(model, data) -> torch.Tensor:
-    "||dE/dx||_2 of every input in `data` (a loader, tensor pair or tensor): minus its approximate-mass score, on the CPU."
+    """||dE/dx||_2 of every input in `data` (a loader, tensor pair or tensor):
+    minus its approximate-mass score, on the CPU."""
     return -score_data(model, data, ('approx. mass',))['approx. mass']
 
 # %% ../nbs/15_evaluate.ipynb #a8f9a5c5
 def training_cost(run:Path) -> dict:
-    "Wall-clock training time of a run folder, from its log: total, mean and median seconds per epoch, images per second, precision."
+    """Wall-clock training time of a run folder, from its log:
+    total, mean and median seconds per epoch, images per second, and the precision it trained in."""
     log = read_log(run)
     secs, ips = ([r[k] for r in log if k in r] for k in ('seconds', 'images_per_sec'))
-    precision = '+'.join(sorted({r['precision'] for r in log if 'precision' in r})) or None   # None: a log from before it was recorded
+    precision = '+'.join(sorted({r['precision'] for r in log if 'precision' in r})) or None   # None: not recorded
     nan = float('nan')
     return dict(train_seconds=sum(secs), seconds_per_epoch=sum(secs) / max(len(secs), 1), precision=precision,
-                median_epoch_seconds=float(np.median(secs)) if secs else nan, images_per_sec=float(np.mean(ips)) if ips else nan)
+                median_epoch_seconds=float(np.median(secs)) if secs else nan,
+                images_per_sec=float(np.mean(ips)) if ips else nan)
 
 # %% ../nbs/15_evaluate.ipynb #04ee7f3b
-GENERATION_BUDGET = dict(sample_steps=20, n_distal_per_class=5, distal_steps=50, n_restore=50, restore_steps=20)  # seconds per model
+# seconds per model
+GENERATION_BUDGET = dict(sample_steps=20, n_distal_per_class=5, distal_steps=50, n_restore=50, restore_steps=20)
 
 def generation_results(model, test, quality=None, classifier=True, budget=GENERATION_BUDGET) -> dict:
     "`generation_report` of a model's energy with `budget`; a scalar energy has no distal adversarials (None)."
@@ -66,17 +72,21 @@ def evaluate_model(model,           # Trained model, in eval mode
                    evals=EVALS,     # Which evaluations to run; accuracy always
                    n_bins=20,       # Calibration bins (JEM: 20)
                    pgd_steps=None,  # PGD steps; None: foolbox's default
-                   classifier=True, # False: a scalar energy (one output); accuracy, calibration, max p(y|x) and robustness are None
-                   quality=None,    # For 'generation': samples -> FID and IS (`sample_quality_report` with a feature net)
+                   # False: a scalar energy (one output); accuracy, calibration, max p(y|x) and robustness are None
+                   classifier=True,
+                   # For 'generation': samples -> FID and IS (`sample_quality_report` with a feature net)
+                   quality=None,
                   ) -> dict:        # Figures of merit, plus the arrays behind the plots under 'raw'
-    "Accuracy, calibration, OOD AUROC / AUC-PR, PGD robustness, energy-gradient norms and generation of one model, where they apply."
+    """Accuracy, calibration, OOD AUROC / AUC-PR, PGD robustness, energy-gradient norms and generation of one model,
+    where they apply."""
     for e in evals: check_choice(e, EVALS, 'evaluation')
     pred = collect_predictions(model, test) if classifier else None
     res, raw = dict(accuracy=pred.accuracy if classifier else None), {}
     if 'calibration' in evals:
         res.update(ece=None, mce=None)
         if classifier:
-            res.update(ece=expected_calibration_error(pred.conf, pred.correct, n_bins), mce=max_calibration_error(pred.conf, pred.correct, n_bins))
+            res.update(ece=expected_calibration_error(pred.conf, pred.correct, n_bins),
+                       mce=max_calibration_error(pred.conf, pred.correct, n_bins))
             raw.update(conf=pred.conf.tolist(), correct=pred.correct.tolist())
     if 'ood' in evals:
         rep = evaluate_ood(model, test, ood, scores=tuple(s for s in SCORES if classifier or s != 'max p(y|x)'))
@@ -86,7 +96,8 @@ def evaluate_model(model,           # Trained model, in eval mode
         res['robustness'] = {} if classifier else None
         for norm, eps in (('linf', linf_eps), ('l2', l2_eps)) if classifier else ():
             curve = robustness_curve(model, *attack, AttackConfig(norm, epsilons=[0., *eps], steps=pgd_steps))
-            res['robustness'][norm] = dict(zip([f'{e:.4g}' for e in curve['epsilons'].tolist()], curve['robust_accuracy'].tolist()))
+            res['robustness'][norm] = dict(zip([f'{e:.4g}' for e in curve['epsilons'].tolist()],
+                                               curve['robust_accuracy'].tolist()))
     if 'gradients' in evals:
         g = grad_norms(model, test)
         res['grad_norm'] = dict(mean=g.mean().item(), median=g.median().item())
@@ -98,22 +109,26 @@ def evaluate_model(model,           # Trained model, in eval mode
 def plot_reliabilities(evals:dict, # {method: [evaluate_model result per model]}
                        labels=None, # Row titles, one per model (e.g. 'seed 1'); default 'model 1', 'model 2', ...
                        n_bins=20):
-    "Reliability diagram of every model with a classifier: one column per method, one row per model (seed), ECE in each title."
+    """Reliability diagram of every model with a classifier:
+    one column per method, one row per model (seed), ECE in each title."""
     evals = {m: ev for m, ev in evals.items() if 'conf' in ev[0]['raw']}
     if not evals: return None
     rows = max(len(ev) for ev in evals.values()); labels = labels or [f'model {i + 1}' for i in range(rows)]
     fig, axs = plt.subplots(rows, len(evals), figsize=(4 * len(evals), 4 * rows), squeeze=False)
     for j, (m, ev) in enumerate(evals.items()):
         for i, e in enumerate(ev):
-            plot_reliability(torch.tensor(e['raw']['conf']), torch.tensor(e['raw']['correct']), n_bins=n_bins, ax=axs[i, j], title=f'{m}, {labels[i]}')
+            plot_reliability(torch.tensor(e['raw']['conf']), torch.tensor(e['raw']['correct']), n_bins=n_bins,
+                             ax=axs[i, j], title=f'{m}, {labels[i]}')
     fig.tight_layout(); return fig
 
 def plot_grad_norms(evals:dict, bins=40):
-    "Histogram of ||dE/dx||_2 over the test set, one line per method (all its models' test images together), as NG-EBM Figure 1."
+    """Histogram of ||dE/dx||_2 over the test set, one line per method (all its models' test images together), as NG-EBM
+    Figure 1."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     g = {m: np.concatenate([np.asarray(e['raw']['grad_norms']) for e in ev]) for m, ev in evals.items()}
     edges = np.histogram_bin_edges(np.log10(np.concatenate(list(g.values()))), bins)
-    for m, v in g.items(): ax.hist(np.log10(v), edges, density=True, histtype='step', lw=2, label=f'{m} ({len(evals[m])} models)')
+    for m, v in g.items():
+        ax.hist(np.log10(v), edges, density=True, histtype='step', lw=2, label=f'{m} ({len(evals[m])} models)')
     ax.set(xlabel=r'$\log_{10}\|\partial E/\partial x\|_2$ on test data', ylabel='density'); ax.legend()
     fig.tight_layout(); return fig
 
@@ -134,7 +149,8 @@ def save_figure(fig, path:Path, dpi=100) -> Path:
 
 # %% ../nbs/15_evaluate.ipynb #0783706e
 def jem_samples(model, shape, n_classes, n_per_class=8, n_steps=100, step_size=1.0, noise_std=0.01, seed=0) -> tuple:
-    "Unconditional and class-conditional SGLD samples from uniform noise: (x (n_per_class, ...), x (n_classes * n_per_class, ...))."
+    """Unconditional and class-conditional SGLD samples from uniform noise:
+    (x (n_per_class, ...), x (n_classes * n_per_class, ...))."""
     g, dev = torch.Generator().manual_seed(seed), next(model.parameters()).device
     noise = lambda n: (torch.rand(n, *shape, generator=g) * 2 - 1).to(dev)
     y = torch.arange(n_classes, device=dev).repeat_interleave(n_per_class)
@@ -150,16 +166,19 @@ def extreme_images(model, data, score='log p(x)', k=8) -> tuple:
 def plot_image_rows(rows:dict, # {row title: images (n, C, H, W) in [-1, 1]}
                    ):
     "One row of images per entry, titled on the left."
-    fig, axs = plt.subplots(len(rows), 1, figsize=(1.2 * max(len(v) for v in rows.values()), 1.3 * len(rows)), squeeze=False)
+    fig, axs = plt.subplots(len(rows), 1, figsize=(1.2 * max(len(v) for v in rows.values()), 1.3 * len(rows)),
+                            squeeze=False)
     for ax, (title, x) in zip(axs[:, 0], rows.items()):
         grid = make_grid((x.float().clamp(-1, 1) + 1) / 2, nrow=len(x), padding=1, pad_value=1)
-        ax.imshow(grid.permute(1, 2, 0).numpy(), cmap='gray'); ax.set_xticks([]); ax.set_yticks([]); ax.set_ylabel(title, rotation=0, ha='right', va='center')
+        ax.imshow(grid.permute(1, 2, 0).numpy(), cmap='gray'); ax.set_xticks([]); ax.set_yticks([])
+        ax.set_ylabel(title, rotation=0, ha='right', va='center')
     fig.tight_layout(); return fig
 
 # %% ../nbs/15_evaluate.ipynb #83ba2566
 def ood_report_from(ev:dict):
     "The OOD report of one model's cached evaluation."
-    return ood_report({k: {s: torch.tensor(v, dtype=torch.float64) for s, v in d.items()} for k, d in ev['raw']['ood_scores'].items()})
+    return ood_report({k: {s: torch.tensor(v, dtype=torch.float64) for s, v in d.items()}
+                       for k, d in ev['raw']['ood_scores'].items()})
 
 # %% ../nbs/15_evaluate.ipynb #6cdc7353
 def attack_set(models:list, test, n:int):
@@ -188,7 +207,8 @@ def quality_scorer(dataset:str,       # The run's dataset
                    test,              # Its test loader: the real images of the FID
                    inception:str=None, # An Inception-v3 weights file, for datasets other than digits
                    device='cpu'):
-    "samples -> FID and IS against the test images, with the digits feature network or Inception-v3; None without a network."
+    """samples -> FID and IS against the test images, with the digits feature network or Inception-v3;
+    None without a network."""
     if dataset == 'digits': net = train_digits_net().to(device)
     elif inception: net = load_inception(inception, device)
     else: return None
@@ -196,35 +216,43 @@ def quality_scorer(dataset:str,       # The run's dataset
     return partial(sample_quality_report, reference=x, net=net)
 
 # %% ../nbs/15_evaluate.ipynb #f12eaf03
-def evaluate_run(run:str,                   # Run folder of ngebm_train, or a checkpoint file (best.pt, last.pt) inside one
+def evaluate_run(run:str,                   # Run folder of ngebm_train, or a checkpoint (best.pt, last.pt) in one
                  out:str=None,              # Where to write eval.json and the plots; default RUN/eval
-                 evals:str=','.join(EVALS), # Comma-separated, from calibration, ood, robustness, gradients, generation (accuracy always)
+                 # Comma-separated, from calibration, ood, robustness, gradients, generation (accuracy always)
+                 evals:str=','.join(EVALS),
                  ood_sets:str=None,         # Comma-separated OOD sets; default: the preset's for the run's dataset
-                 n_attack:int=None,         # Correctly classified test images to attack; default: the preset's (digits 100, cifar 300)
+                 # Correctly classified test images to attack; default: the preset's (digits 100, cifar 300)
+                 n_attack:int=None,
                  root:str='data', download:bool=False,
                  device:str=None,
                  inception:str=None,        # Inception-v3 weights file for FID/IS beyond digits
                 ) -> dict:                  # The `evaluate_model` result
-    "Evaluate one trained model, as far as its method allows; writes eval.json with every figure of merit, and the plots (atomically)."
+    """Evaluate one trained model, as far as its method allows;
+    writes eval.json with every figure of merit, and the plots (atomically)."""
     run = Path(run)
     run, which = (run.parent, run.stem) if run.suffix == '.pt' else (run, 'best')
-    if which not in ('best', 'last'): raise ValueError(f"{run/(which + '.pt')}: evaluate a run folder, or its best.pt or last.pt")
+    if which not in ('best', 'last'):
+        raise ValueError(f"{run/(which + '.pt')}: evaluate a run folder, or its best.pt or last.pt")
     check_flags(n_attack=(n_attack, 1))
     cfg, dev = run_config(run), torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     classifier, model = method_class(cfg.method).classifier, load_model(run, which, dev)
     data_cfg = replace(cfg.data, root=root, download=download)
     test = make_loaders(data_cfg).test
     evals = parse_list(evals)
-    p = next((p for p in PRESETS.values() if p.dataset == cfg.data.dataset), PRESETS['digits'])  # its OOD sets and budgets; else the synthetic sets
+    # its OOD sets and budgets; else the synthetic sets
+    p = next((p for p in PRESETS.values() if p.dataset == cfg.data.dataset), PRESETS['digits'])
     ood = ood_loaders(parse_list(ood_sets) if ood_sets else p.ood_sets, data_cfg) if 'ood' in evals else None
     attack = attack_set([model], test, n_attack or p.n_attack)[:2] if 'robustness' in evals and classifier else None
     quality = quality_scorer(cfg.data.dataset, test, inception, dev) if 'generation' in evals else None
-    res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps, classifier=classifier,
+    res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps,
+                         classifier=classifier,
                          quality=quality)
     out = Path(out or run/'eval'); out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out/'eval.json', json.dumps({k: v for k, v in res.items() if k != 'raw'}, indent=1))
-    figs = {'reliability': (lambda e: plot_reliabilities(e, [which]), 'calibration'), 'grad_norms': (plot_grad_norms, 'gradients'),
-            'robustness': (lambda e: plot_robustness(robustness_means(e)) if robustness_means(e) else None, 'robustness'),
+    figs = {'reliability': (lambda e: plot_reliabilities(e, [which]), 'calibration'),
+            'grad_norms': (plot_grad_norms, 'gradients'),
+            'robustness': (lambda e: plot_robustness(robustness_means(e)) if robustness_means(e) else None,
+                           'robustness'),
             'ood': (lambda e: plot_ood_histograms(ood_report_from(res)), 'ood')}
     for name, (plot, needs) in figs.items():
         if needs in evals and (fig := plot({run.name: [res]})) is not None: save_figure(fig, out/f'{name}.png')
@@ -232,17 +260,23 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
 
 @call_parse
 @cli_errors
-def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a checkpoint file (best.pt, last.pt) inside one
+def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a checkpoint (best.pt, last.pt) in one
                out:str=None,              # Where to write eval.json and the plots; default: RUN/eval
-               evals:str=','.join(EVALS), # Comma-separated, from calibration, ood, robustness, gradients, generation (accuracy always)
-               ood_sets:str=None,         # Comma-separated OOD sets; default: the preset's for the run's dataset (digits: interp, uniform, constant)
-               n_attack:int=None,         # Correctly classified test images to attack; default: the preset's (digits 100, cifar 300)
+               # Comma-separated, from calibration, ood, robustness, gradients, generation (accuracy always)
+               evals:str=','.join(EVALS),
+               # Comma-separated OOD sets; default: the preset's for the run's dataset (digits: interp, uniform,
+               # constant)
+               ood_sets:str=None,
+               # Correctly classified test images to attack; default: the preset's (digits 100, cifar 300)
+               n_attack:int=None,
                root:str='data',           # Dataset folder
                download:store_true=False, # Download missing torchvision datasets into ROOT
                device:str=None,           # cpu, cuda or cuda:N; default: CUDA when present, else CPU
-               inception:str=None,        # Inception-v3 weights file (a torchvision state dict) for FID/IS beyond digits
+               # Inception-v3 weights file (a torchvision state dict) for FID/IS beyond digits
+               inception:str=None,
                debug:store_true=False,    # Show the traceback of an error
               ):
-    "Evaluate one trained model; writes eval.json with every figure of merit, and the plots, and prints the figures of merit."
+    """Evaluate one trained model; writes eval.json with every figure of merit, and the plots, and prints the figures of
+    merit."""
     res = evaluate_run(run, out, evals, ood_sets, n_attack, root, download, inception=inception, device=device)
     print(json.dumps({k: v for k, v in res.items() if k != 'raw'}, indent=1))

@@ -15,9 +15,8 @@ import scipy.ndimage
 import torch
 from torch import nn, Tensor
 import matplotlib.pyplot as plt
-from .core import class_energy, sgld_step, energy_fn
+from .core import class_energy, energy_fn, eval_mode
 from .sampling import sgld_sample
-from .core import eval_mode
 
 # %% ../nbs/08b_generation.ipynb #81e14835
 @contextmanager
@@ -159,15 +158,15 @@ def restore(f,                      # Classifier nn.Module (energy E(x) or E(x, 
            ) -> tuple:              # (final states, {step: rmse})
     "Langevin restoration of corrupted images, known pixels held fixed; the error against the clean images by step."
     device = _model_device(f)
-    efn = energy_fn(f, None if y is None else y.to(device)) if isinstance(f, nn.Module) else f
     x_c, clean = x_corrupt.to(device), clean.to(device)
-    x, errors = x_c.clone(), {0: rmse(x_c, clean)} if 0 in record else {}
-    with _seeded(device, seed), eval_mode(f):
-        for k in range(1, n_steps + 1):
-            x = sgld_step(x, efn, step_size, noise_std)
-            if clamp is not None: x = x.clamp(*clamp)
-            if known is not None: x = torch.where(known.to(device), x_c, x)
-            if k in record: errors[k] = rmse(x, clean)
+    errors = {0: rmse(x_c, clean)} if 0 in record else {}
+    def hold_and_record(k, x):
+        if known is not None: x = torch.where(known.to(device), x_c, x)
+        if k in record: errors[k] = rmse(x, clean)
+        return x
+    with _seeded(device, seed):
+        x = sgld_sample(f, x_c, n_steps, step_size, noise_std, clamp, None if y is None else y.to(device),
+                        callback=hold_and_record)
     return x, errors
 
 # %% ../nbs/08b_generation.ipynb #1614b543

@@ -11,19 +11,21 @@ __all__ = ['NATURAL', 'NON_NATURAL', 'check_classes', 'class_subset', 'choose_cl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
-from .data import (DataConfig, Loaders, RawImages, TensorImages, Transformed, UniformImages, ConstantImages, InterpImages,
-                        dataset_info, load_split, split_indices, train_preprocess, eval_preprocess)
+from .data import (DataConfig, Loaders, RawImages, TensorImages, Transformed, UniformImages, ConstantImages,
+                        InterpImages, dataset_info, load_split, split_indices, train_preprocess, eval_preprocess)
 from .models import WideResNet
 
 # %% ../nbs/02a_heldout.ipynb #32ee4fbe
 def check_classes(in_classes, # Class indices used for training (in-distribution)
                   n_classes:int, # Classes of the dataset
                  ) -> tuple:
-    "`in_classes` as a tuple of ints, or an error: 2 to n_classes-1 distinct valid indices (something must be held out)."
+    """`in_classes` as a tuple of ints, or an error:
+    2 to n_classes-1 distinct valid indices (something must be held out)."""
     in_classes = tuple(int(c) for c in in_classes)
     bad = [c for c in in_classes if not 0 <= c < n_classes]
     if bad or len(set(in_classes)) != len(in_classes) or not 2 <= len(in_classes) < n_classes:
-        raise ValueError(f"in_classes must be 2 to {n_classes - 1} distinct class indices in [0, {n_classes - 1}]; got {in_classes}")
+        raise ValueError(f"in_classes must be 2 to {n_classes - 1} distinct class indices in [0, {n_classes - 1}]; got "
+                         f"{in_classes}")
     return in_classes
 
 def class_subset(raw:RawImages, # A split as stored
@@ -47,7 +49,8 @@ def choose_classes(n_in:int=5,      # Number of in-distribution classes
 def subset_loader(ds:Dataset, cfg:DataConfig, train:bool, offset:int=0) -> DataLoader:
     "The DataLoader settings of `ngebm.data`: shuffled with drop_last for training, seeded."
     if train and len(ds) < cfg.batch_size:
-        raise ValueError(f"a training loader over {len(ds)} items with batch_size={cfg.batch_size} would give no batch; lower batch_size")
+        raise ValueError(f"a training loader over {len(ds)} items with batch_size={cfg.batch_size} would give no "
+                         "batch; lower batch_size")
     return DataLoader(ds, cfg.batch_size, shuffle=train, drop_last=train, num_workers=cfg.num_workers,
                       generator=torch.Generator().manual_seed(cfg.seed + offset))
 
@@ -58,11 +61,14 @@ def held_out_loaders(cfg:DataConfig, # The data settings (`cfg.dataset` is the d
     info = dataset_info(cfg.dataset); in_classes = check_classes(in_classes, info.n_classes)
     pool = class_subset(load_split(cfg.dataset, cfg.root, True, cfg.download, cfg.verify), in_classes)
     test = class_subset(load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify), in_classes)
-    n_valid = cfg.valid_size if cfg.valid_size is not None else round(info.valid_size * len(in_classes) / info.n_classes)
+    n_valid = (cfg.valid_size if cfg.valid_size is not None
+               else round(info.valid_size * len(in_classes) / info.n_classes))
     lab, unl, val = split_indices(pool.y, n_valid, cfg.labels_per_class, cfg.seed)
     train_ds, eval_tf = Transformed(TensorImages(pool), train_preprocess(cfg)), eval_preprocess(cfg)
-    return Loaders(train=subset_loader(Subset(train_ds, lab), cfg, True), train_unlabeled=subset_loader(Subset(train_ds, unl), cfg, True, 1),
-                   valid=subset_loader(Subset(Transformed(TensorImages(pool), eval_tf), val), cfg, False, 2) if len(val) else None,
+    return Loaders(train=subset_loader(Subset(train_ds, lab), cfg, True),
+                   train_unlabeled=subset_loader(Subset(train_ds, unl), cfg, True, 1),
+                   valid=subset_loader(Subset(Transformed(TensorImages(pool), eval_tf), val), cfg, False, 2)
+                   if len(val) else None,
                    test=subset_loader(Transformed(TensorImages(test), eval_tf), cfg, False, 3),
                    n_classes=len(in_classes), shape=info.shape, classes=pool.classes)
 
@@ -82,14 +88,17 @@ NATURAL, NON_NATURAL = 'held-out classes', ('uniform', 'constant', 'gaussian', '
 def study_ood_sets(cfg:DataConfig, # The in-distribution data settings
                    in_classes,     # The training classes
                   ) -> dict:       # {name: Dataset of (x, -1)}: NATURAL first, then NON_NATURAL
-    "The natural (held-out classes) and non-natural OOD sets of the study, each as large as the in-distribution test set."
+    """The natural (held-out classes) and non-natural OOD sets of the study, each as large as the in-distribution test
+    set."""
     info = dataset_info(cfg.dataset); in_classes = check_classes(in_classes, info.n_classes)
     raw = load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify)
     out_classes = [c for c in range(info.n_classes) if c not in in_classes]
     held = class_subset(raw, out_classes); held.y = torch.full_like(held.y, -1)
     test_in = TensorImages(class_subset(raw, in_classes)); n = len(test_in)
-    sets = {NATURAL: TensorImages(held), 'uniform': UniformImages(n, info.shape, cfg.seed), 'constant': ConstantImages(n, info.shape),
-            'gaussian': GaussianImages(n, info.shape, seed=cfg.seed), 'interp': InterpImages(test_in, cfg.batch_size, cfg.seed)}
+    sets = {NATURAL: TensorImages(held), 'uniform': UniformImages(n, info.shape, cfg.seed),
+            'constant': ConstantImages(n, info.shape),
+            'gaussian': GaussianImages(n, info.shape, seed=cfg.seed),
+            'interp': InterpImages(test_in, cfg.batch_size, cfg.seed)}
     return {k: Transformed(ds, eval_preprocess(cfg)) for k, ds in sets.items()}
 
 # %% ../nbs/02a_heldout.ipynb #0a669b83
@@ -109,9 +118,11 @@ def extract_features(extractor:WideResNet, # Frozen classifier
 
 # %% ../nbs/02a_heldout.ipynb #4e9d39a7
 def unaugmented(ds:Dataset) -> Dataset:
-    "The images of a training set built like `held_out_loaders`' (Subset of Transformed), without the training transform."
+    """The images of a training set built like `held_out_loaders`' (Subset of Transformed), without the training
+    transform."""
     if not (isinstance(ds, Subset) and isinstance(ds.dataset, Transformed)):
-        raise ValueError(f"expected a Subset of a Transformed dataset (as held_out_loaders builds); got {type(ds).__name__}")
+        raise ValueError("expected a Subset of a Transformed dataset (as held_out_loaders builds); got "
+                         f"{type(ds).__name__}")
     return Subset(ds.dataset.ds, ds.indices)
 
 class StandardisedFeatures:
@@ -125,11 +136,13 @@ def feature_loaders(extractor:WideResNet, # The frozen classifier
                     dls:Loaders,          # Its in-distribution image loaders (from `held_out_loaders`)
                     cfg:DataConfig,       # Batch size, seed, training noise (added to standardised training features)
                    ) -> tuple:            # (Loaders over standardised features, StandardisedFeatures)
-    "Loaders of standardised penultimate features: training features of un-augmented images (plus `cfg.noise_std` noise), valid and test."
+    """Loaders of standardised penultimate features:
+    training features of un-augmented images (plus `cfg.noise_std` noise), valid and test."""
     sf = StandardisedFeatures(extractor, dls)
     noisy = lambda f: f + cfg.noise_std * torch.randn_like(f) if cfg.noise_std > 0 else f
     tr = Transformed(TensorDataset(sf(sf.f_train), sf.y_train), noisy)
     ev = lambda dl: TensorDataset(*(lambda f, y: (sf(f), y))(*extract_features(extractor, dl)))
     return Loaders(train=subset_loader(tr, cfg, True), train_unlabeled=subset_loader(tr, cfg, True, 1),
-                   valid=subset_loader(ev(dls.valid), cfg, False, 2) if dls.valid is not None else None, test=subset_loader(ev(dls.test), cfg, False, 3),
+                   valid=subset_loader(ev(dls.valid), cfg, False, 2) if dls.valid is not None else None,
+                   test=subset_loader(ev(dls.test), cfg, False, 3),
                    n_classes=dls.n_classes, shape=(sf.f_train.shape[1],), classes=dls.classes), sf

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 import matplotlib.pyplot as plt
 from sklearn.metrics import roc_auc_score, average_precision_score
-from .core import energy, energy_grad_norm, energy_fn
-from .core import model_device, eval_mode
+from .core import energy, energy_grad_norm, energy_fn, model_device, eval_mode
+from .stats import markdown_table
 from .calibration import iter_batches
 
 # %% ../nbs/07_ood.ipynb #873dca88
@@ -39,11 +39,12 @@ def approx_mass_score(model:nn.Module, # Any network x -> logits (B, K)
 SCORES = {'log p(x)': log_px_score, 'max p(y|x)': max_prob_score, 'approx. mass': approx_mass_score}
 
 # %% ../nbs/07_ood.ipynb #68b42b09
-def _check_names(names) -> list:
+def _check_names(names, table=SCORES, what='score') -> list:
+    "`names` (one or several) as a list of keys of `table`; a one-line error naming the unknown ones."
     names = [names] if isinstance(names, str) else list(names)
-    if not names: raise ValueError(f"no scores requested; choose from {list(SCORES)}")
-    bad = [n for n in names if n not in SCORES]
-    if bad: raise ValueError(f"unknown score(s) {bad}; choose from {list(SCORES)}")
+    if not names: raise ValueError(f"no {what}s requested; choose from {list(table)}")
+    bad = [n for n in names if n not in table]
+    if bad: raise ValueError(f"unknown {what}(s) {bad}; choose from {list(table)}")
     return names
 
 def score_data(model:nn.Module, # Any network x -> logits (B, K)
@@ -68,7 +69,8 @@ def score_data(model:nn.Module, # Any network x -> logits (B, K)
 # %% ../nbs/07_ood.ipynb #4e524f61
 def _scores_1d(s, name:str) -> np.ndarray:
     s = np.asarray(s.detach().cpu() if isinstance(s, Tensor) else s, dtype=np.float64)
-    if s.ndim != 1 or s.size == 0: raise ValueError(f"`{name}` must be a non-empty 1-D array of scores; got shape {s.shape}")
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"`{name}` must be a non-empty 1-D array of scores; got shape {s.shape}")
     if not np.isfinite(s).all(): raise ValueError(f"`{name}` contains NaN or infinite scores")
     return s
 
@@ -105,11 +107,8 @@ class OODReport:
         "The `metric` table in markdown: rows scores, columns OOD sets."
         if metric not in self.metrics: raise ValueError(f"metric {metric!r} not in this report: {list(self.metrics)}")
         t = self.metrics[metric]
-        esc = lambda v: str(v).replace('|', '\\|')  # a '|' inside a cell would split it
-        row = lambda cells: "| " + " | ".join(map(esc, cells)) + " |"
-        rows = [row([f"$s_\\theta(x)$ ({metric})", *self.ood_names]), "|---" * (len(self.ood_names) + 1) + "|"]
-        rows += [row([s, *(f"{t[s][o]:.{digits}f}" for o in self.ood_names)]) for s in t]
-        return "\n".join(rows)
+        rows = [[s, *(f"{t[s][o]:.{digits}f}" for o in self.ood_names)] for s in t]
+        return markdown_table([f"$s_\\theta(x)$ ({metric})", *self.ood_names], rows).rstrip('\n')
 
 def ood_report(scores:dict, # {set name: {score name: tensor (n,)}}, including the in-distribution set
                in_name:str='in-dist', # Key of the in-distribution set in `scores`
@@ -119,9 +118,9 @@ def ood_report(scores:dict, # {set name: {score name: tensor (n,)}}, including t
     if in_name not in scores: raise ValueError(f"in-distribution set {in_name!r} not among {list(scores)}")
     ood = [k for k in scores if k != in_name]
     if not ood: raise ValueError("no OOD sets to compare with")
-    bad = [m for m in metrics if m not in METRICS]
-    if bad: raise ValueError(f"unknown metric(s) {bad}; choose from {list(METRICS)}")
-    res = {m: {s: {o: METRICS[m](scores[in_name][s], scores[o][s]) for o in ood} for s in scores[in_name]} for m in metrics}
+    metrics = _check_names(metrics, METRICS, 'metric')
+    res = {m: {s: {o: METRICS[m](scores[in_name][s], scores[o][s]) for o in ood} for s in scores[in_name]}
+           for m in metrics}
     return OODReport(scores, res, in_name)
 
 def evaluate_ood(model:nn.Module, # Any network x -> logits (B, K)

@@ -15,7 +15,8 @@ from torch import nn, Tensor
 import foolbox as fb
 import matplotlib.pyplot as plt
 from fastcore.basics import patch
-from .core import energy, sgld_step
+from .core import energy
+from .sampling import sgld_sample
 
 # %% ../nbs/08_robustness.ipynb #486cc391
 NORMS = ('linf', 'l2')
@@ -199,8 +200,7 @@ def refine(self:SGLDRefined,
     "Run the SGLD chains; differentiable through the steps in strong mode when the caller wants input gradients."
     track = self.attack_through_refinement and x.requires_grad and torch.is_grad_enabled()
     if self.init_noise_std: x = x + self.init_noise_std * torch.randn_like(x)
-    x_k = x
-    for _ in range(self.n_steps): x_k = sgld_step(x_k, self.energy, self.step_size, self.noise_std, create_graph=track)
+    x_k = sgld_sample(self.energy, x, self.n_steps, self.step_size, self.noise_std, create_graph=track)
     if track or not x.requires_grad: return x_k
     return x + (x_k - x).detach()   # straight-through: value of x_k, gradient of the identity
 

@@ -20,7 +20,8 @@ from .config import TrainConfig
 def atomic_write(path:Path,   # Destination
                  write,       # Callable taking a temporary path and writing the whole file there
                 ) -> Path:
-    "Write a file atomically: into a temporary file of the same folder, flushed to disk, then `os.replace`d over `path`."
+    """Write a file atomically: into a temporary file of the same folder, flushed to disk, then `os.replace`d over
+    `path`."""
     path = Path(path); tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     try:
         write(tmp)
@@ -31,7 +32,8 @@ def atomic_write(path:Path,   # Destination
         if not isinstance(e, (OSError, RuntimeError)): raise
         free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.exists() else float('nan')
         why = getattr(e, 'strerror', None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
-        err = OSError(f"could not write {path}: {why} ({free:.0f} MiB free on its disk); the previous {path.name}, if any, is intact")
+        err = OSError(f"could not write {path}: {why} ({free:.0f} MiB free on its disk); the previous {path.name}, if "
+                      "any, is intact")
         err.errno = getattr(e, 'errno', None) or errno.EIO
         raise err from e
     return path
@@ -55,12 +57,16 @@ def file_sha256(path:Path) -> str:
     return h.hexdigest()
 
 def load_checkpoint(path:Path, map_location='cpu') -> dict:
-    "Read a checkpoint written by `save_checkpoint` with `weights_only=True` (a file that would run code is refused); clear errors."
+    """Read a checkpoint written by `save_checkpoint` with `weights_only=True` (a file that would run code is refused);
+    clear errors."""
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no checkpoint at {path}")
     try: st = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise RuntimeError(f"checkpoint {path} is corrupt, unreadable or not a plain-tensor checkpoint ({type(e).__name__}: {str(e).splitlines()[0]}); nothing was overwritten") from e
-    if not isinstance(st, dict) or 'model' not in st: raise RuntimeError(f"checkpoint {path} is corrupt or not an ngebm checkpoint (no 'model' entry)")
+    except Exception as e:
+        raise RuntimeError(f"checkpoint {path} is corrupt, unreadable or not a plain-tensor checkpoint "
+                           f"({type(e).__name__}: {str(e).splitlines()[0]}); nothing was overwritten") from e
+    if not isinstance(st, dict) or 'model' not in st:
+        raise RuntimeError(f"checkpoint {path} is corrupt or not an ngebm checkpoint (no 'model' entry)")
     return st
 
 # %% ../nbs/11_runs.ipynb #deb057ce
@@ -73,7 +79,8 @@ def read_json(path:Path,   # A JSON file of a run or comparison folder
     text = path.read_bytes()
     try: return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        what = 'empty' if not text.strip() else f"not valid JSON ({getattr(e, 'msg', type(e).__name__)}, line {getattr(e, 'lineno', '?')})"
+        what = ('empty' if not text.strip()
+                else f"not valid JSON ({getattr(e, 'msg', type(e).__name__)}, line {getattr(e, 'lineno', '?')})")
         raise ValueError(f"{path} is damaged: {what}{'; ' + fix if fix else ''}") from None
 
 # %% ../nbs/11_runs.ipynb #1aa7da50
@@ -89,7 +96,8 @@ def _pid_alive(pid:int) -> bool:
 
 @contextlib.contextmanager
 def run_lock(out:Path):
-    "Hold out/.lock (pid and host) while writing a run folder; refuse a folder that another live process holds, take over a stale lock."
+    """Hold out/.lock (pid and host) while writing a run folder;
+    refuse a folder that another live process holds, take over a stale lock."""
     out = Path(out); out.mkdir(parents=True, exist_ok=True); p = out/'.lock'
     for _ in range(3):
         try: fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY); break
@@ -97,7 +105,8 @@ def run_lock(out:Path):
             try: pid, host = p.read_text().split()
             except (OSError, ValueError): pid, host = '0', socket.gethostname()  # half-written by a process that died
             if host != socket.gethostname() or (int(pid) != os.getpid() and _pid_alive(int(pid))):
-                raise RuntimeError(f"{out} is being written by another process (pid {pid} on {host}); wait for it to finish, or choose another folder")
+                raise RuntimeError(f"{out} is being written by another process (pid {pid} on {host}); wait for it to "
+                                   "finish, or choose another folder")
             p.unlink(missing_ok=True)
     else: raise RuntimeError(f"could not take the lock {p}")
     with os.fdopen(fd, 'w') as f: f.write(f"{os.getpid()} {socket.gethostname()}\n")
@@ -106,20 +115,25 @@ def run_lock(out:Path):
 
 # %% ../nbs/11_runs.ipynb #6d15b336
 def read_checkpoint_meta(path:Path) -> dict:
-    "The small entries of a checkpoint (position, remedies, best_ref, history), memory-mapped so the tensors are not read."
+    """The small entries of a checkpoint (position, remedies, best_ref, history), memory-mapped so the tensors are not
+    read."""
     try: st = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception as e: raise RuntimeError(f"checkpoint {path} is damaged ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    if not isinstance(st, dict) or 'epoch' not in st: raise RuntimeError(f"checkpoint {path} is damaged: not an ngebm checkpoint")
+    except Exception as e:
+        raise RuntimeError(f"checkpoint {path} is damaged ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(st, dict) or 'epoch' not in st:
+        raise RuntimeError(f"checkpoint {path} is damaged: not an ngebm checkpoint")
     return {k: v for k, v in st.items() if k not in ('model', 'optimizer', 'method', 'rng')}
 
 def checkpoint_path(out:Path, which:str='best') -> Path:
-    "The file that holds `which` ('best' or 'last') of a run, checked against the SHA-256 that last.pt records for best."
+    """The file that holds `which` ('best' or 'last') of a run, checked against the SHA-256 that last.pt records for
+    best."""
     out = Path(out)
     if which not in ('best', 'last'): raise ValueError(f"which must be 'best' or 'last'; got {which!r}")
     if not (out/'last.pt').exists(): raise FileNotFoundError(f"{out} holds no trained run (no last.pt)")
     if which == 'last': return out/'last.pt'
     try: ref = read_checkpoint_meta(out/'last.pt').get('best_ref')
-    except RuntimeError as e:                        # the best checkpoint may still be whole: use it, unverified, and say so
+    # the best checkpoint may still be whole: use it, unverified, and say so
+    except RuntimeError as e:
         if not (out/'best.pt').exists(): raise RuntimeError(f"{e}; there is no best.pt to fall back on") from None
         warnings.warn(f"{e}; using {out/'best.pt'} without checking it against last.pt's record "
                       "(resuming the run needs a whole last.pt)", stacklevel=2)
@@ -127,10 +141,12 @@ def checkpoint_path(out:Path, which:str='best') -> Path:
     if ref is None: raise FileNotFoundError(f"{out} has no best checkpoint yet (no epoch finished)")
     for p in (out/'best.pt', out/'best.next.pt'):   # best.next.pt: a commit interrupted before its rename
         if p.exists() and file_sha256(p) == ref['sha256']: return p
-    raise RuntimeError(f"{out}/best.pt is not the checkpoint last.pt records (epoch {ref['epoch']}); evaluate last.pt, or resume training to repair it")
+    raise RuntimeError(f"{out}/best.pt is not the checkpoint last.pt records (epoch {ref['epoch']}); evaluate last.pt, "
+                       "or resume training to repair it")
 
 def repair_run(out:Path, st:dict):
-    "Finish a commit a crash interrupted: move best.next.pt into place if last.pt names it, drop leftovers, rewrite the log from the history."
+    """Finish a commit a crash interrupted:
+    move best.next.pt into place if last.pt names it, drop leftovers, rewrite the log from the history."""
     out, ref = Path(out), st.get('best_ref')
     good = ref is None or checkpoint_path(out, 'best')
     if ref is not None and good.name == 'best.next.pt': os.replace(good, out/'best.pt')
@@ -142,29 +158,40 @@ _MAY_CHANGE = ('epochs', 'guard')   # a run can be extended, and its divergence 
 _HOW_LOADED = ('root', 'download', 'num_workers')   # where the data lives and how it is loaded: not what the run trains
 
 def run_identity(cfg:dict) -> dict:
-    "What a configuration (`TrainConfig.to_dict()`) trains: everything but what may change on resume and how the data is loaded."
-    return {k: ({n: x for n, x in v.items() if n not in _HOW_LOADED} if k == 'data' else v) for k, v in cfg.items() if k not in _MAY_CHANGE}
+    """What a configuration (`TrainConfig.to_dict()`) trains:
+    everything but what may change on resume and how the data is loaded."""
+    return {k: ({n: x for n, x in v.items() if n not in _HOW_LOADED} if k == 'data' else v) for k, v in cfg.items()
+            if k not in _MAY_CHANGE}
 
 def open_run(out:Path, cfg:TrainConfig, resume:bool) -> dict:
-    "Check the run folder against `cfg`: the verified checkpoint to resume from, or None for a new run (config.json written)."
+    """Check the run folder against `cfg`:
+    the verified checkpoint to resume from, or None for a new run (config.json written)."""
     out, new = Path(out), cfg.to_dict()
     if not (out/'last.pt').exists():   # a folder without a checkpoint holds no run, whatever a failed start left
         write_text_atomic(out/'config.json', json.dumps(new, indent=1)); return None
     old = read_json(out/'config.json', 'restore it, or train into a new folder') if (out/'config.json').exists() else {}
     was, now = run_identity(old), run_identity(new)
     diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
-    if diff: raise ValueError(f"{out} holds a run with a different config (differs in: {', '.join(diff)}); refusing to overwrite it: choose another folder")
-    if not resume: raise ValueError(f"{out} already holds a run; pass resume=True to continue it, or choose another folder")
+    if diff:
+        raise ValueError(f"{out} holds a run with a different config (differs in: {', '.join(diff)}); refusing to "
+                         "overwrite it: choose another folder")
+    if not resume:
+        raise ValueError(f"{out} already holds a run; pass resume=True to continue it, or choose another folder")
     st = load_checkpoint(out/'last.pt')
     repair_run(out, st)
     if old != new: write_text_atomic(out/'config.json', json.dumps(new, indent=1))
     return st
 
 # %% ../nbs/11_runs.ipynb #b2c17fa1
+def _run_file(out, name:str, missing:str) -> Path:
+    "The path of file `name` in run folder `out`; FileNotFoundError '<out> <missing>' when it is not there."
+    p = Path(out)/name
+    if not p.exists(): raise FileNotFoundError(f"{out} {missing}")
+    return p
+
 def read_log(out:str|Path) -> list:
     "The records of a run folder's log.jsonl."
-    p = Path(out)/'log.jsonl'
-    if not p.exists(): raise FileNotFoundError(f"{out} has no log.jsonl: not a run folder of ngebm_train, or no epoch was committed yet")
+    p = _run_file(out, 'log.jsonl', 'has no log.jsonl: not a run folder of ngebm_train, or no epoch was committed yet')
     try: return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{p} is damaged: not one JSON record per line ({getattr(e, 'msg', e)}); last.pt holds the "
@@ -172,8 +199,7 @@ def read_log(out:str|Path) -> list:
 
 def run_config(out:str|Path) -> TrainConfig:
     "The `TrainConfig` of a run folder."
-    p = Path(out)/'config.json'
-    if not p.exists(): raise FileNotFoundError(f"{out} is not a run folder of ngebm_train: it has no config.json")
+    p = _run_file(out, 'config.json', 'is not a run folder of ngebm_train: it has no config.json')
     d = read_json(p, 'the checkpoints are intact: restore config.json from a copy, or train into a new folder')
     try: return TrainConfig.from_dict(d)
     except (TypeError, KeyError, ValueError) as e: raise ValueError(f"{p} does not describe a run: {e}") from None
@@ -182,15 +208,21 @@ def load_model(out:str|Path,      # Run folder
                which:str='best',  # 'best' or 'last'
                device='cpu',
               ) -> nn.Module:     # The trained WideResNet, in eval mode
-    "Rebuild the model of a run folder and load the chosen checkpoint's weights (best.pt verified against last.pt's record)."
+    """Rebuild the model of a run folder and load the chosen checkpoint's weights (best.pt verified against last.pt's
+    record)."""
     cfg, path = run_config(out), checkpoint_path(out, which)
     st, m = load_checkpoint(path, device)['model'], cfg.model
-    weight = lambda layer: next(v for k, v in st.items() if re.fullmatch(rf'{layer}\.(parametrizations\.)?weight(\.original)?', k))  # plain or spectral
-    model = WideResNet(m.depth, m.widen_factor, weight('head').shape[0], weight('stem').shape[1], norm=m.norm, dropout=m.dropout)
+    # plain or spectral
+    weight = lambda layer: next(v for k, v in st.items()
+                                if re.fullmatch(rf'{layer}\.(parametrizations\.)?weight(\.original)?', k))
+    model = WideResNet(m.depth, m.widen_factor, weight('head').shape[0], weight('stem').shape[1], norm=m.norm,
+                       dropout=m.dropout)
     model = method_class(cfg.method)(cfg.hp).adapt_model(model)
     try: model.load_state_dict(st)
     except RuntimeError as e:
-        first = next((l.strip().rstrip('.') for l in str(e).splitlines()[1:] if l.strip()), str(e).splitlines()[0])   # torch lists every mismatch; name one
-        raise RuntimeError(f"{path} does not fit the architecture in {Path(out)/'config.json'} (WRN-{m.depth}-{m.widen_factor}, norm {m.norm}): "
+        # torch lists every mismatch; name one
+        first = next((l.strip().rstrip('.') for l in str(e).splitlines()[1:] if l.strip()), str(e).splitlines()[0])
+        raise RuntimeError(f"{path} does not fit the architecture in {Path(out)/'config.json'} "
+                           f"(WRN-{m.depth}-{m.widen_factor}, norm {m.norm}): "
                            f"{first}; the checkpoint was trained with another depth, width or norm") from None
     return model.to(device).eval()

@@ -20,7 +20,8 @@ def langevin_params(eps:float, # Langevin step size epsilon (the alpha of JEM Eq
     return dict(step_size=eps / 2, noise_std=math.sqrt(eps))
 
 def sgld_temperature(step_size:float, noise_std:float) -> float:
-    "Temperature T of the density exp(-E/T) that relaxed SGLD with these coefficients samples: noise_std^2 / (2 step_size)."
+    """Temperature T of the density exp(-E/T) that relaxed SGLD with these coefficients samples:
+    noise_std^2 / (2 step_size)."""
     return noise_std ** 2 / (2 * step_size)
 
 # %% ../nbs/03_sampling.ipynb #1fc3e3d0
@@ -32,8 +33,11 @@ def _clamp_range(clamp):
 
 def _as_energy_fn(f, y):
     if isinstance(f, nn.Module): return energy_fn(f, y)
-    if not callable(f): raise TypeError(f"expected a model (nn.Module) or an energy function x -> (B,); got {type(f).__name__}")
-    if y is not None: raise ValueError("class-conditional sampling (y) needs a model, not an energy function: pass lambda x: E(x, y) instead")
+    if not callable(f):
+        raise TypeError(f"expected a model (nn.Module) or an energy function x -> (B,); got {type(f).__name__}")
+    if y is not None:
+        raise ValueError("class-conditional sampling (y) needs a model, not an energy function: "
+                         "pass lambda x: E(x, y) instead")
     return f
 
 def sgld_sample(f,                   # A classifier nn.Module (energy from its logits) or an energy function x -> (B,)
@@ -44,15 +48,21 @@ def sgld_sample(f,                   # A classifier nn.Module (energy from its l
                 clamp=None,          # None, c for (-c, c), or (lo, hi): clip states after every step
                 y:Tensor|None=None,  # Labels (B,) to sample from E(x, y) instead of E(x); needs a model
                 return_chain=False,  # Also return every state, shape (n_steps+1, B, ...)
+                grad_clip:float|None=None, # V: clip each component of dE/dx to [-V, V] (IGEBM); None: plain SGLD
+                callback=None,       # callback(k, x) after step k = 1..n_steps and its clamp; a tensor it returns
+                                     # replaces x (e.g. to hold known pixels fixed)
+                create_graph=False,  # Keep the graph through the steps, to differentiate the final states by x0
                ):
-    "Run SGLD chains descending the energy: x <- x - step_size * dE/dx + noise_std * N(0, I). Returns the detached final states."
+    "Run SGLD chains descending the energy: x <- x - step_size * dE/dx + noise_std * N(0, I); return the final states."
     if n_steps < 0: raise ValueError(f"n_steps must be >= 0; got {n_steps}")
     efn, rng = _as_energy_fn(f, y), _clamp_range(clamp)
-    x, chain = x0.detach(), [x0.detach()]
+    x = x0 if create_graph else x0.detach()
+    chain = [x0.detach()]
     with eval_mode(f):
-        for _ in range(n_steps):
-            x = sgld_step(x, efn, step_size, noise_std)
+        for k in range(1, n_steps + 1):
+            x = sgld_step(x, efn, step_size, noise_std, create_graph, grad_clip)
             if rng is not None: x = x.clamp(*rng)
+            if callback is not None and (held := callback(k, x)) is not None: x = held
             if return_chain: chain.append(x)
     return (x, torch.stack(chain)) if return_chain else x
 
@@ -69,12 +79,16 @@ class UniformInit:
 
 # %% ../nbs/03_sampling.ipynb #1e0a1d23
 class ClassGaussianInit:
-    "Initial states from per-class Gaussians N(mean_y, L_y L_y^T), clipped to [low, high] (JEM++ informative initialisation)."
+    """Initial states from per-class Gaussians N(mean_y, L_y L_y^T), clipped to [low, high] (JEM++ informative
+    initialisation)."""
     def __init__(self, mean:Tensor,   # Class means, shape (K, *sample_shape)
-                 chol:Tensor,         # Cholesky factors of the class covariances, shape (K, D, D), D = prod(sample_shape)
+                 # Cholesky factors of the class covariances, shape (K, D, D), D = prod(sample_shape)
+                 chol:Tensor,
                  low:float=-1.0, high:float=1.0):
         K, D = mean.shape[0], mean[0].numel()
-        if chol.shape != (K, D, D): raise ValueError(f"chol must have shape {(K, D, D)} for mean of shape {tuple(mean.shape)}; got {tuple(chol.shape)}")
+        if chol.shape != (K, D, D):
+            raise ValueError(f"chol must have shape {(K, D, D)} for mean of shape {tuple(mean.shape)}; got "
+                             f"{tuple(chol.shape)}")
         self.mean, self.chol, self.low, self.high = mean, chol, low, high
     @property
     def sample_shape(self): return tuple(self.mean.shape[1:])
@@ -85,7 +99,8 @@ class ClassGaussianInit:
         mean, chol = self.mean.to(device, dtype), self.chol.to(device, dtype)
         y = torch.randint(0, self.n_classes, (n,), device=device) if y is None else y.to(device)
         z, x = torch.randn(n, mean[0].numel(), device=device, dtype=dtype), None
-        for c in range(self.n_classes):  # one (n, D) x (D, D) product per class: memory O(nD), no gather of (n, D, D) factors, no sync
+        # one (n, D) x (D, D) product per class: memory O(nD), no gather of (n, D, D) factors, no sync
+        for c in range(self.n_classes):
             xc = mean[c].flatten() + z @ chol[c].T
             x = xc if x is None else torch.where((y == c)[:, None], xc, x)
         return x.clamp(self.low, self.high).reshape(n, *self.sample_shape)
@@ -105,16 +120,20 @@ def fit_class_gaussians(data,                 # A loader of (x, y) batches, or a
                        ) -> ClassGaussianInit:
     "Fit one Gaussian per class to training images: the JEM++ informative initialisation of SGLD chains."
     if isinstance(data, Tensor) and (labels is None or len(labels) != len(data)):
-        raise ValueError(f"labels of shape ({len(data)},) are needed with a tensor of images; got {None if labels is None else tuple(labels.shape)}")
+        raise ValueError(f"labels of shape ({len(data)},) are needed with a tensor of images; got "
+                         f"{None if labels is None else tuple(labels.shape)}")
     n = s = ss = shape = None
     for x, y in ([(data, labels)] if isinstance(data, Tensor) else data):
         shape, x, y = x.shape[1:], x.flatten(1).double(), y.long().to(x.device)
         K = n_classes or int(y.max()) + 1
         if n is None: n, s, ss = x.new_zeros(K), x.new_zeros(K, x.shape[1]), x.new_zeros(K, x.shape[1], x.shape[1])
         if K > len(n):  # a later batch shows a new class: grow the accumulators
-            g = K - len(n); n, s, ss = torch.cat([n, n.new_zeros(g)]), torch.cat([s, s.new_zeros(g, *s.shape[1:])]), torch.cat([ss, ss.new_zeros(g, *ss.shape[1:])])
-        if int(y.max()) >= len(n) or int(y.min()) < 0: raise ValueError(f"labels must lie in [0, {len(n)}); got {int(y.min())}..{int(y.max())}")
-        n.index_add_(0, y, torch.ones_like(x[:, 0])); s.index_add_(0, y, x); ss.index_add_(0, y, x[:, :, None] * x[:, None, :])
+            grow = lambda a: torch.cat([a, a.new_zeros(K - len(n), *a.shape[1:])])
+            n, s, ss = grow(n), grow(s), grow(ss)
+        if int(y.max()) >= len(n) or int(y.min()) < 0:
+            raise ValueError(f"labels must lie in [0, {len(n)}); got {int(y.min())}..{int(y.max())}")
+        n.index_add_(0, y, torch.ones_like(x[:, 0])); s.index_add_(0, y, x)
+        ss.index_add_(0, y, x[:, :, None] * x[:, None, :])
     if n is None: raise ValueError("no data to fit")
     if (n < 2).any(): raise ValueError(f"every class needs at least 2 samples; counts per class: {n.long().tolist()}")
     mean = s / n[:, None]
@@ -130,15 +149,20 @@ class ReplayBuffer:
                  sample_shape:tuple,        # Shape of one state, e.g. (3, 32, 32)
                  reinit_freq:float=0.05,    # Probability that a drawn state is replaced by a fresh one from `init`
                  n_classes:int|None=None,   # Partition the buffer into this many classes for conditional draws
-                 init='uniform',            # 'uniform' for U(-1, 1), or an initialiser such as `fit_class_gaussians(...)`
+                 # 'uniform' for U(-1, 1), or an initialiser such as `fit_class_gaussians(...)`
+                 init='uniform',
                  device=None, dtype=torch.float32):
         if size < 1: raise ValueError(f"size must be >= 1; got {size}")
         if not 0 <= reinit_freq <= 1: raise ValueError(f"reinit_freq must lie in [0, 1]; got {reinit_freq}")
-        if n_classes is not None and size % n_classes: raise ValueError(f"size ({size}) must be divisible by n_classes ({n_classes})")
+        if n_classes is not None and size % n_classes:
+            raise ValueError(f"size ({size}) must be divisible by n_classes ({n_classes})")
         self.init = UniformInit(sample_shape) if init == 'uniform' else init
-        if not callable(self.init): raise ValueError(f"init must be 'uniform' or an initialiser callable (n, y, device); got {init!r}")
-        if tuple(self.init.sample_shape) != tuple(sample_shape): raise ValueError(f"init draws shape {tuple(self.init.sample_shape)}, buffer holds {tuple(sample_shape)}")
-        self.size, self.sample_shape, self.reinit_freq, self.n_classes = size, tuple(sample_shape), reinit_freq, n_classes
+        if not callable(self.init):
+            raise ValueError(f"init must be 'uniform' or an initialiser callable (n, y, device); got {init!r}")
+        if tuple(self.init.sample_shape) != tuple(sample_shape):
+            raise ValueError(f"init draws shape {tuple(self.init.sample_shape)}, buffer holds {tuple(sample_shape)}")
+        self.size, self.sample_shape = size, tuple(sample_shape)
+        self.reinit_freq, self.n_classes = reinit_freq, n_classes
         self.device, self.dtype = torch.device(device or 'cpu'), dtype
         self.buffer = torch.cat([self.init(len(i), self.slot_classes(i), self.device, dtype)
                                  for i in torch.arange(size, device=self.device).split(1024)])
@@ -152,7 +176,8 @@ class ReplayBuffer:
             ) -> tuple:                      # (states (B, *sample_shape) on the buffer's device, slot indices (B,))
         "Draw chain states, re-initialising each with probability `reinit_freq`."
         if y is None and batch_size is None: raise ValueError("give batch_size or labels y")
-        if y is not None and self.n_classes is None: raise ValueError("class-conditional draws need a buffer built with n_classes")
+        if y is not None and self.n_classes is None:
+            raise ValueError("class-conditional draws need a buffer built with n_classes")
         if y is None: idx = torch.randint(0, self.size, (batch_size,), device=self.device)
         else:
             m = self.size // self.n_classes; y = y.to(self.device)
@@ -162,9 +187,11 @@ class ReplayBuffer:
         return torch.where(reinit, fresh, self.buffer[idx]), idx
 
     def update(self, idx:Tensor, x:Tensor):
-        "Write evolved states back to the slots they were drawn from; a slot drawn twice keeps the later state, at any thread count."
+        """Write evolved states back to the slots they were drawn from;
+        a slot drawn twice keeps the later state, at any thread count."""
         pos = torch.arange(len(idx), device=idx.device)
-        last = torch.full((self.size,), -1, device=idx.device).scatter_reduce(0, idx, pos, 'amax')   # the last draw of each slot
+        # the last draw of each slot
+        last = torch.full((self.size,), -1, device=idx.device).scatter_reduce(0, idx, pos, 'amax')
         keep = last[idx] == pos
         self.buffer[idx[keep]] = x[keep].detach().to(self.device, self.dtype)
 
@@ -174,14 +201,17 @@ class ReplayBuffer:
         return self
 
     def state_dict(self) -> dict:
-        return dict(buffer=self.buffer, reinit_freq=self.reinit_freq, n_classes=self.n_classes, init=self.init.state_dict())
+        return dict(buffer=self.buffer, reinit_freq=self.reinit_freq, n_classes=self.n_classes,
+                    init=self.init.state_dict())
 
     def load_state_dict(self, sd:dict):
         "Restore from `state_dict()`; a bare tensor (a JEM checkpoint's 'replay_buffer') is accepted as the buffer."
         if isinstance(sd, Tensor): sd = dict(buffer=sd)
         buf = sd['buffer']
-        if tuple(buf.shape) != (self.size, *self.sample_shape): raise ValueError(f"buffer shape {tuple(buf.shape)} does not match ({self.size}, {self.sample_shape})")
-        if sd.get('n_classes', self.n_classes) != self.n_classes: raise ValueError(f"buffer has n_classes={sd['n_classes']}, this one {self.n_classes}")
+        if tuple(buf.shape) != (self.size, *self.sample_shape):
+            raise ValueError(f"buffer shape {tuple(buf.shape)} does not match ({self.size}, {self.sample_shape})")
+        if sd.get('n_classes', self.n_classes) != self.n_classes:
+            raise ValueError(f"buffer has n_classes={sd['n_classes']}, this one {self.n_classes}")
         self.buffer = buf.to(self.device, self.dtype)
         self.reinit_freq = sd.get('reinit_freq', self.reinit_freq)
         if 'init' in sd: self.init.load_state_dict(sd['init'])

@@ -29,13 +29,15 @@ def restart_marker(step:int):
     return Event(step=step, session_log=SessionLog(status=SessionLog.START))
 
 def scalars(d:dict) -> dict:
-    "The numbers of a log record or running averages by name (`acc` as `train_acc`), except NaN (unmeasured) and `step`."
+    """The numbers of a log record or running averages by name (`acc` as `train_acc`), except NaN (unmeasured) and
+    `step`."""
     return {('train_acc' if k == 'acc' else k): float(v) for k, v in d.items()
             if k != 'step' and isinstance(v, (int, float)) and not math.isnan(v)}
 
 # %% ../nbs/13a_tensorboard.ipynb #51e40527
 class TensorBoardCB(Callback):
-    "Writes each committed epoch's log record, the running averages, the samples (and `cfg`) as TensorBoard events in `out`/tb."
+    """Writes each committed epoch's log record, the running averages, the samples (and `cfg`) as TensorBoard events in
+    `out`/tb."""
     order = 45
     def __init__(self, out:Path, cfg=None):
         self.dir, self.cfg, self.Writer, self.writer = Path(out)/'tb', cfg, summary_writer_class(), None

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['TOY_DATASETS', 'TOY_METHODS', 'TOY_CLASSIFIERS', 'toy_data', 'toy_mlp', 'ToyConfig', 'uniform_noise', 'sample_chains',
-           'train_cd', 'train_jem', 'train_ngebm', 'train_igebm', 'train_ssm', 'train_dsm', 'on_grid', 'model_energy',
-           'sgld_samples', 'plot_energy', 'plot_mass', 'plot_toys', 'toy_accuracy', 'mean_grad_norm', 'toy_vera_config',
+           'train_cd', 'train_jem', 'train_ngebm', 'train_igebm', 'train_ssm', 'train_dsm', 'on_grid', 'sgld_samples',
+           'plot_energy', 'plot_mass', 'plot_toys', 'toy_accuracy', 'mean_grad_norm', 'toy_vera_config',
            'train_vera_toy', 'mode_counts', 'run_toys', 'ngebm_toy']
 
 # %% ../nbs/19_toy.ipynb #9a452168
@@ -15,9 +15,11 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from fastcore.script import call_parse, store_true
-from .core import energy, energy_grad_norm, sgld_step, energy_fn
+from .core import energy_grad_norm, energy_fn, model_device
 from .models import mlp
-from .methods.igebm import clipped_langevin_step, cd_loss
+from .sampling import sgld_sample
+from .losses import batch_accuracy
+from .methods.igebm import cd_loss
 from .methods.vera import VERAConfig, generator_step, vera_energy_loss
 from .methods.score import ssm_objective, dsm_objective
 from .cli import cli_errors
@@ -90,15 +92,15 @@ def sample_chains(buffer:Tensor,  # Persistent chain states (N, 2); updated in p
                   energy_fn,      # x -> per-sample energies (B,)
                   n:int,          # Chains to advance
                   cfg:ToyConfig,  # Sampler settings
-                  grad_clip:float|None=None, # Clip each component of dE/dx to [-grad_clip, grad_clip] (IGEBM); None: plain SGLD
+                  grad_clip:float|None=None, # Clip each component of dE/dx to [-grad_clip, grad_clip] (IGEBM);
+                                             # None: plain SGLD
                  ) -> Tensor:     # The advanced states (n, 2)
     "Advance n random persistent chains by cfg.sgld_steps SGLD steps, restarting a fraction from noise."
     idx = torch.randint(0, len(buffer), (n,), device=buffer.device)
     x = buffer[idx]
     fresh = torch.rand(n, device=buffer.device) < cfg.reinit
     x[fresh] = uniform_noise(int(fresh.sum()), cfg)
-    for _ in range(cfg.sgld_steps):
-        x = sgld_step(x, energy_fn, cfg.step_size, cfg.noise_std) if grad_clip is None else clipped_langevin_step(x, energy_fn, cfg.step_size, cfg.noise_std, grad_clip)
+    x = sgld_sample(energy_fn, x, cfg.sgld_steps, cfg.step_size, cfg.noise_std, grad_clip=grad_clip)
     buffer[idx] = x
     return x
 
@@ -115,6 +117,12 @@ def _cd_loss(efn, xb, buffer, cfg):
     e_data, e_samp = efn(xb), efn(xs)
     return e_data.mean() - e_samp.mean() + cfg.energy_reg * (e_data**2 + e_samp**2).mean()
 
+def _model_and_chains(n_out, cfg):
+    "A freshly seeded toy network with n_out outputs, its energy function x -> E(x), and persistent chains from noise."
+    torch.manual_seed(cfg.seed)
+    model = toy_mlp(n_out, cfg.hidden, cfg.device)
+    return model, energy_fn(model), uniform_noise(cfg.buffer_size, cfg)
+
 def _fit(model, x, y, cfg, loss_fn):
     "Adam on loss_fn(model, xb, yb) for cfg.steps updates; returns the model in eval mode."
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -127,9 +135,8 @@ def train_cd(x:Tensor,        # Data (N, 2)
              cfg:ToyConfig,   # Settings
             ) -> nn.Module:   # Energy network: energy(model(x)) = -model(x)[:, 0]
     "Train an unconditional energy by persistent contrastive divergence with SGLD."
-    x = x.to(cfg.device); torch.manual_seed(cfg.seed)
-    model, buffer = toy_mlp(1, cfg.hidden, cfg.device), uniform_noise(cfg.buffer_size, cfg)
-    efn = energy_fn(model)
+    x = x.to(cfg.device)
+    model, efn, buffer = _model_and_chains(1, cfg)
     return _fit(model, x, x[:, 0], cfg, lambda m, xb, yb: _cd_loss(efn, xb, buffer, cfg))
 
 # %% ../nbs/19_toy.ipynb #915c857b
@@ -138,9 +145,8 @@ def train_jem(x:Tensor,       # Data (N, 2)
               cfg:ToyConfig,  # Settings
              ) -> nn.Module:  # Classifier whose logits define E(x, y) and E(x)
     "JEM: cross-entropy plus persistent contrastive divergence on E(x) = -LogSumExp f(x)."
-    x, y = x.to(cfg.device), y.to(cfg.device); torch.manual_seed(cfg.seed)
-    model, buffer = toy_mlp(int(y.max()) + 1, cfg.hidden, cfg.device), uniform_noise(cfg.buffer_size, cfg)
-    efn = energy_fn(model)
+    x, y = x.to(cfg.device), y.to(cfg.device)
+    model, efn, buffer = _model_and_chains(int(y.max()) + 1, cfg)
     return _fit(model, x, y, cfg, lambda m, xb, yb: F.cross_entropy(m(xb), yb) + _cd_loss(efn, xb, buffer, cfg))
 
 # %% ../nbs/19_toy.ipynb #67b1f19a
@@ -161,9 +167,8 @@ def train_igebm(x:Tensor,       # Data (N, 2)
                 cfg:ToyConfig,  # Settings (grad_clip, igebm_l2 and the sampler's)
                ) -> nn.Module:  # Energy network: energy(model(x)) = -model(x)[:, 0]
     "IGEBM: softmax-weighted contrastive divergence with clipped persistent Langevin chains and the E^2 penalty."
-    x = x.to(cfg.device); torch.manual_seed(cfg.seed)
-    model, buffer = toy_mlp(1, cfg.hidden, cfg.device), uniform_noise(cfg.buffer_size, cfg)
-    efn = energy_fn(model)
+    x = x.to(cfg.device)
+    model, efn, buffer = _model_and_chains(1, cfg)
     def loss(m, xb, yb):
         xs = sample_chains(buffer, efn, cfg.batch, cfg, cfg.grad_clip)
         return cd_loss(efn(xb), efn(xs), cfg.igebm_l2)[0]
@@ -174,17 +179,19 @@ def train_ssm(x:Tensor,       # Data (N, 2)
               cfg:ToyConfig,  # Settings (ssm_projections)
              ) -> nn.Module:  # Energy network: energy(model(x)) = -model(x)[:, 0]
     "Sliced score matching (variance-reduced, Rademacher projections) on an unconditional energy; no sampling."
-    x = x.to(cfg.device); torch.manual_seed(cfg.seed)
-    return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg,
-                lambda m, xb, yb: ssm_objective(energy_fn(m), xb, cfg.ssm_projections, 'rademacher').mean())
+    return _fit_score(x, cfg, lambda efn, xb: ssm_objective(efn, xb, cfg.ssm_projections, 'rademacher'))
 
 def train_dsm(x:Tensor,       # Data (N, 2)
               cfg:ToyConfig,  # Settings (dsm_sigma)
              ) -> nn.Module:  # Energy network: energy(model(x)) = -model(x)[:, 0]
     "Denoising score matching at noise level cfg.dsm_sigma on an unconditional energy; no sampling."
+    return _fit_score(x, cfg, lambda efn, xb: dsm_objective(efn, xb, cfg.dsm_sigma))
+
+def _fit_score(x, cfg, objective):
+    "Adam on the mean of objective(energy_fn, xb) per point, for a fresh unconditional energy network."
     x = x.to(cfg.device); torch.manual_seed(cfg.seed)
-    return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg,
-                lambda m, xb, yb: dsm_objective(energy_fn(m), xb, cfg.dsm_sigma).mean())
+    return _fit(toy_mlp(1, cfg.hidden, cfg.device), x, x[:, 0], cfg, lambda m, xb,
+                yb: objective(energy_fn(m), xb).mean())
 
 # %% ../nbs/19_toy.ipynb #07f6cef2
 def on_grid(fn,            # x (M, 2) -> (M,) values
@@ -198,20 +205,15 @@ def on_grid(fn,            # x (M, 2) -> (M,) values
     v = fn(torch.stack([gx.flatten(), gy.flatten()], 1)).detach()
     return gx.cpu(), gy.cpu(), v.reshape(n, n).cpu()
 
-def model_energy(model) -> callable:
-    "x -> E(x) = -LogSumExp of the model's logits."
-    return energy_fn(model)
-
 def sgld_samples(model, cfg:ToyConfig, n=500, steps=200) -> Tensor:
     "Samples from fresh uniform noise after `steps` relaxed SGLD steps on the model's E(x)."
     torch.manual_seed(cfg.seed + 1)
     xs = uniform_noise(n, cfg)
-    for _ in range(steps): xs = sgld_step(xs, model_energy(model), cfg.step_size, cfg.noise_std)
-    return xs
+    return sgld_sample(energy_fn(model), xs, steps, cfg.step_size, cfg.noise_std)
 
 def plot_energy(ax, model, box=3.0, x=None, samples=None, title=''):
     "Heat map and contours of E(x); optional data (black) and samples (red) overlaid."
-    gx, gy, e = on_grid(model_energy(model), box, device=next(model.parameters()).device)
+    gx, gy, e = on_grid(energy_fn(model), box, device=model_device(model))
     ax.contourf(gx, gy, e, levels=30, cmap='viridis'); ax.contour(gx, gy, e, levels=10, colors='w', linewidths=0.4)
     if x is not None: ax.scatter(*x.cpu().T, s=1, c='k', alpha=0.3)
     if samples is not None: ax.scatter(*samples.cpu().T, s=2, c='r')
@@ -220,7 +222,7 @@ def plot_energy(ax, model, box=3.0, x=None, samples=None, title=''):
 
 def plot_mass(ax, model, box=3.0, title=''):
     "Approximate mass -||dE/dx|| on a grid (bright = high mass)."
-    gx, gy, s = on_grid(lambda z: -energy_grad_norm(model_energy(model), z), box, device=next(model.parameters()).device)
+    gx, gy, s = on_grid(lambda z: -energy_grad_norm(energy_fn(model), z), box, device=model_device(model))
     ax.contourf(gx, gy, s, levels=30, cmap='magma')
     ax.set_title(title); ax.set_aspect('equal'); ax.set_xticks([]); ax.set_yticks([])
 
@@ -243,16 +245,18 @@ def plot_toys(models:dict,      # method name -> trained model
 # %% ../nbs/19_toy.ipynb #c696a7a7
 def toy_accuracy(model, x:Tensor, y:Tensor) -> float:
     "Fraction of points whose argmax logit is the label."
-    with torch.no_grad(): return (model(x).argmax(1) == y).float().mean().item()
+    with torch.no_grad(): return batch_accuracy(model(x), y).item()
 
 def mean_grad_norm(model, x:Tensor) -> float:
     "Mean ||dE/dx|| over x, E(x) = -LogSumExp of the model's logits."
-    return energy_grad_norm(model_energy(model), x).mean().item()
+    return energy_grad_norm(energy_fn(model), x).mean().item()
 
 # %% ../nbs/19_toy.ipynb #400e4c55
 def toy_vera_config(**kw) -> VERAConfig:
-    "VERA's toy settings (VERA code defaults: lambda = 1, 2-D latent, width 100), learning rates 3e-3 for short runs; `kw` overrides."
-    return VERAConfig(**{**dict(entropy_weight=1.0, noise_dim=2, hidden=100, g_lr=3e-3, post_lr=3e-3, bounded=False), **kw})
+    """VERA's toy settings (VERA code defaults:
+    lambda = 1, 2-D latent, width 100), learning rates 3e-3 for short runs; `kw` overrides."""
+    toy = dict(entropy_weight=1.0, noise_dim=2, hidden=100, g_lr=3e-3, post_lr=3e-3, bounded=False)
+    return VERAConfig(**{**toy, **kw})
 
 def train_vera_toy(x:Tensor,             # Data (N, 2)
                    hp:VERAConfig=None,   # VERA settings (default: the VERA code's toy defaults)
@@ -270,7 +274,8 @@ def train_vera_toy(x:Tensor,             # Data (N, 2)
     efn = energy_fn(model)
     for _ in range(steps):
         xb = x[torch.randint(0, len(x), (batch,), device=x.device)]
-        xg, _ = generator_step(gen, efn, g_opt, p_opt, batch, hp.entropy_weight, hp.n_posterior, (hp.min_sigma, hp.max_sigma))
+        xg, _ = generator_step(gen, efn, g_opt, p_opt, batch, hp.entropy_weight, hp.n_posterior,
+                               (hp.min_sigma, hp.max_sigma))
         loss, _ = vera_energy_loss(model, xb, xg, None, hp.grad_penalty)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return model.eval(), gen
@@ -295,8 +300,10 @@ def run_toys(method='all',          # One of TOY_METHODS, or 'all'
     _check_choice(method, TOY_METHODS + ('all',), 'method'); _check_choice(dataset, TOY_DATASETS, 'dataset')
     cfg = ToyConfig(steps=steps, seed=seed, device=device)
     x, y = toy_data(dataset, 1024, seed, device)
-    trainers = {'cd': lambda: train_cd(x, cfg), 'jem': lambda: train_jem(x, y, cfg), 'ngebm': lambda: train_ngebm(x, y, cfg),
-                'igebm': lambda: train_igebm(x, cfg), 'ssm': lambda: train_ssm(x, cfg), 'dsm': lambda: train_dsm(x, cfg)}
+    trainers = {'cd': lambda: train_cd(x, cfg), 'jem': lambda: train_jem(x, y, cfg),
+                'ngebm': lambda: train_ngebm(x, y, cfg),
+                'igebm': lambda: train_igebm(x, cfg), 'ssm': lambda: train_ssm(x, cfg),
+                'dsm': lambda: train_dsm(x, cfg)}
     models = {k: f() for k, f in trainers.items() if method in (k, 'all')}
     summary = {k: {'acc': toy_accuracy(m, x, y) if k in TOY_CLASSIFIERS else None, 'grad_norm': mean_grad_norm(m, x)}
                for k, m in models.items()}

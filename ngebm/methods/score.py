@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from ..core import energy, energy_grad, energy_fn
-from ..sampling import langevin_params, eval_mode
-from .igebm import langevin_sample
+from ..sampling import langevin_params, eval_mode, sgld_sample
 from .base import Method, register_method
 
 # %% ../../nbs/09d_score.ipynb #ae57d143
@@ -119,8 +118,7 @@ class ScoreMethod(Method):
     def sample(self, model, n:int, shape, device) -> Tensor:
         "Langevin chains from U(-1, 1) on the learned energy."
         x0 = torch.rand(n, *shape, device=device) * 2 - 1
-        return langevin_sample(energy_fn(model), x0, self.hp.sample_steps, clamp=1.0, model=model,
-                               **langevin_params(self.hp.sample_eps))
+        return sgld_sample(model, x0, self.hp.sample_steps, clamp=1.0, **langevin_params(self.hp.sample_eps))
     def loss(self, learn, x, y):
         m = learn.model
         obj = self.objective(energy_fn(m), x).mean()

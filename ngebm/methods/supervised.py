@@ -9,6 +9,7 @@ __all__ = ['SUPERVISED', 'MLE', 'supervised']
 from dataclasses import field, make_dataclass
 import torch.nn.functional as F
 from ..core import energy
+from ..losses import batch_accuracy
 from .base import Method, METHODS, register_method, method_class
 import ngebm.methods.igebm, ngebm.methods.score
 
@@ -24,12 +25,13 @@ class MLE(Method):
 # %% ../../nbs/09f_supervised.ipynb #4c209f33
 def supervised(base:str, # Name of a registered method
               ) -> str:  # Name of the registered supervised variant, base + '+ce'
-    "Register (once) the method base+'+ce': `base` on a K-class head plus gamma * cross-entropy; its Config is (base hp, gamma)."
+    """Register (once) the method base+'+ce':
+    `base` on a K-class head plus gamma * cross-entropy; its Config is (base hp, gamma)."""
     name = base + '+ce'
     if name in METHODS: return name
     B = method_class(base)
-    Config = make_dataclass(f"{B.__name__}CEConfig", [('base', B.Config, field(default_factory=B.Config)), ('gamma', float, 1.0)]) \
-             if B.Config is not None else make_dataclass(f"{B.__name__}CEConfig", [('gamma', float, 1.0)])
+    base_field = [('base', B.Config, field(default_factory=B.Config))] if B.Config is not None else []
+    Config = make_dataclass(f"{B.__name__}CEConfig", base_field + [('gamma', float, 1.0)])
     def __init__(self, hp=None):
         Method.__init__(self, hp)
         if self.hp.gamma < 0: raise ValueError(f"gamma must be >= 0; got {self.hp.gamma}")
@@ -38,9 +40,10 @@ def supervised(base:str, # Name of a registered method
         total, parts = self.base.loss(learn, x, y)
         logits = learn.model(x)
         ce = F.cross_entropy(logits, y)
-        return total + self.hp.gamma * ce, {**parts, 'ce': ce.detach(), 'acc': (logits.argmax(-1) == y).float().mean().detach()}
+        return total + self.hp.gamma * ce, {**parts, 'ce': ce.detach(), 'acc': batch_accuracy(logits, y)}
     cls = type(f"{B.__name__}CE", (Method,), dict(
-        name=name, Config=Config, classifier=True, __init__=__init__, loss=loss, __doc__=f"{base} on a K-class head plus gamma * cross-entropy.",
+        name=name, Config=Config, classifier=True, __init__=__init__, loss=loss,
+        __doc__=f"{base} on a K-class head plus gamma * cross-entropy.",
         setup=lambda self, learn: self.base.setup(learn), remedy=lambda self, r, f=2.0: self.base.remedy(r, f),
         modules=lambda self: self.base.modules(), state_dict=lambda self: self.base.state_dict(),
         load_state_dict=lambda self, st: self.base.load_state_dict(st)))
