@@ -251,8 +251,8 @@ def mean_grad_norm(model, x:Tensor) -> float:
 
 # %% ../nbs/19_toy.ipynb #400e4c55
 def toy_vera_config(**kw) -> VERAConfig:
-    "VERA's toy settings (VERA code defaults: lambda = 1, 2-D latent, width 100), learning rates 3e-3 for short runs; `kw` overrides."
-    return VERAConfig(**{**dict(entropy_weight=1.0, noise_dim=2, hidden=100, g_lr=3e-3, post_lr=3e-3, bounded=False), **kw})
+    "VERA's toy settings (VERA code defaults: lambda = 1, 2-D latent, width 100, proposal rate 0.02), generator rate 3e-3; `kw` overrides."
+    return VERAConfig(**{**dict(entropy_weight=1.0, noise_dim=2, hidden=100, g_lr=3e-3, post_lr=2e-2, bounded=False), **kw})
 
 def train_vera_toy(x:Tensor,             # Data (N, 2)
                    hp:VERAConfig=None,   # VERA settings (default: the VERA code's toy defaults)
