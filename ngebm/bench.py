@@ -47,11 +47,12 @@ def _fixed_loaders(x, y, n_classes:int) -> Loaders:
 def bench_learner(method:str,          # A registered method
                   preset:str='digits', # A key of PRESETS: model, image shape, method hyperparameters
                   batch_size:int=64,   # Images per step
-                  run:RunConfig=None,  # Device, precision, channels_last
+                  run:RunConfig=None,  # Device, precision, channels_last (default: fp32 on the default device)
                   seed:int=0,          # Seeds the weights and the batch
                  ) -> tuple:           # (learner, x, y), the batch on the learner's device
     "The Learner that `train` builds for the preset's run of `method`, on a fixed random batch; reads no dataset."
-    cfg, run = preset_config(PRESETS[check_choice(preset, PRESETS, 'preset')], method, seed), run or RunConfig(progress=False)
+    cfg = preset_config(PRESETS[check_choice(preset, PRESETS, 'preset')], method, seed)
+    run = run or RunConfig(precision='fp32', progress=False)
     info = dataset_info(cfg.data.dataset)
     g = torch.Generator().manual_seed(seed)
     x, y = torch.rand(batch_size, *info.shape, generator=g) * 2 - 1, torch.randint(0, info.n_classes, (batch_size,), generator=g)

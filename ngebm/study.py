@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['FAMILIES', 'VARIANTS', 'Family', 'igebm_study_hp', 'ssm_study_hp', 'vera_study_hp', 'ModelSpec', 'StudyConfig',
            'data_config', 'spec_config', 'load_classifier', 'spec_data_model', 'spec_build', 'scores_for',
-           'score_model', 'train_spec', 'run_study', 'read_evals', 'summary_metrics', 'group_order', 'results_table',
-           'pct_changes', 'change_table', 'flow_table', 'load_scores', 'plot_score_histograms', 'plot_low_level',
-           'plt_subplots', 'auc_pr_np', 'summarize', 'ngebm_study']
+           'score_model', 'study_run', 'train_spec', 'run_study', 'read_evals', 'summary_metrics', 'group_order',
+           'results_table', 'pct_changes', 'change_table', 'flow_table', 'load_scores', 'plot_score_histograms',
+           'plot_low_level', 'plt_subplots', 'auc_pr_np', 'summarize', 'ngebm_study']
 
 # %% ../nbs/21_study.ipynb #649d69d4
 import json, math, os, time
@@ -193,13 +193,17 @@ def score_model(study:StudyConfig, spec:ModelSpec, scorer:nn.Module, device) -> 
     ood = {k: subset_loader(ds, dcfg, False, 4) for k, ds in study_ood_sets(dcfg, study.in_classes).items()}
     return evaluate_ood(scorer.eval(), test, ood, scores_for(spec), device=device)
 
+def study_run(run:RunConfig=None) -> RunConfig:
+    "How every model of the study runs: `run` (default: no progress bars) in fp32 and the standard memory format."
+    return replace(run or RunConfig(progress=False), precision='fp32', channels_last=False)
+
 def train_spec(study:StudyConfig, # The study
                spec:ModelSpec,    # The model to train
                out:Path,          # The study folder; the model goes to out/spec.folder
-               run:RunConfig=None, # Device, progress, determinism
+               run:RunConfig=None, # Device, progress, determinism (precision: always fp32, `study_run`)
               ) -> dict:          # The model's eval.json
     "Train one model into its run folder (resuming it if interrupted), score it, write eval.json and scores.pt; skip a finished one."
-    run, folder = run or RunConfig(progress=False), Path(out)/spec.folder
+    run, folder = study_run(run), Path(out)/spec.folder
     cfg = spec_config(study, spec)
     if (folder/'eval.json').exists() and (ev := json.loads((folder/'eval.json').read_text()))['epochs'] == cfg.epochs: return ev
     build, scorer = spec_build(study, spec, out)

@@ -253,9 +253,9 @@ def mean_grad_norm(model, x:Tensor) -> float:
 
 # %% ../nbs/19_toy.ipynb #400e4c55
 def toy_vera_config(**kw) -> VERAConfig:
-    """VERA's toy settings (VERA code defaults:
-    lambda = 1, 2-D latent, width 100), learning rates 3e-3 for short runs; `kw` overrides."""
-    toy = dict(entropy_weight=1.0, noise_dim=2, hidden=100, g_lr=3e-3, post_lr=3e-3, bounded=False)
+    """VERA's toy settings (VERA code defaults: lambda = 1, 2-D latent, width 100, proposal rate 0.02),
+    generator rate 3e-3 for short runs; `kw` overrides."""
+    toy = dict(entropy_weight=1.0, noise_dim=2, hidden=100, g_lr=3e-3, post_lr=2e-2, bounded=False)
     return VERAConfig(**{**toy, **kw})
 
 def train_vera_toy(x:Tensor,             # Data (N, 2)

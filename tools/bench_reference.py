@@ -117,9 +117,9 @@ def register_preset(depth:int, width:int) -> str:
 
 def ngebm_learner(method:str, variant:str, preset:str, batch_size:int, seed:int=0) -> tuple:
     """(learner, x, y): `bench_learner`'s Learner of `method` in fp32 or, for variant 'fast', with bf16 autocast and
-    channels-last (`RunConfig(bf16=True, channels_last=True)`); NG-EBM with the released code's weights."""
+    channels-last (`RunConfig(precision='bf16', channels_last=True)`); NG-EBM with the released code's weights."""
     fast = variant == 'fast'
-    run = RunConfig('cpu', bf16=fast, channels_last=fast, progress=False)
+    run = RunConfig('cpu', precision='bf16' if fast else 'fp32', channels_last=fast, progress=False)
     learn, x, y = bench_learner(method, preset, batch_size, run, seed)
     if method == 'ngebm': learn.method.hp = NGEBMConfig.code()   # variance 1, gradient norm 1, CE 1: the fork's README
     return learn, x, y

@@ -190,7 +190,8 @@ class VERAConfig:
     depth:int=2                # Generator MLP hidden layers
     g_lr:float=2e-4            # Generator learning rate (code: twice the energy's)
     post_lr:float=1e-4         # Learning rate of the proposal scales eta
-    betas:tuple=(0.0, 0.9)     # Adam betas of the generator and proposal optimisers
+    betas:tuple=(0.0, 0.9)     # Adam betas of the generator's optimiser
+    post_betas:tuple=(0.9, 0.999) # Adam betas of the proposal's optimiser (the code: PyTorch's default)
     n_posterior:int=20         # k, importance samples
     init_sigma:float=0.01      # Initial sigma
     min_sigma:float=0.01       # Clamp of sigma
@@ -198,7 +199,7 @@ class VERAConfig:
     init_post_sigma:float=0.1  # Initial eta
     bounded:bool=None          # tanh on the generator mean; None: for images (3-D sample shape) only
     def __post_init__(self):
-        self.betas = tuple(self.betas)
+        self.betas, self.post_betas = tuple(self.betas), tuple(self.post_betas)
         bad = {k: getattr(self, k) for k in ('entropy_weight', 'grad_penalty', 'gamma') if getattr(self, k) < 0}
         bad.update({k: getattr(self, k) for k in ('noise_dim', 'hidden', 'depth', 'n_posterior') if getattr(self, k) < 1})
         if not 0 < self.min_sigma <= self.max_sigma: bad['min_sigma, max_sigma'] = (self.min_sigma, self.max_sigma)
@@ -211,9 +212,9 @@ class VERAConfig:
         return VERAGenerator(net, self.noise_dim, shape, self.init_sigma, self.init_post_sigma)
 
     def make_optimizers(self, gen:VERAGenerator) -> tuple:
-        "(generator optimiser, proposal optimiser): Adam with `betas`."
+        "(generator optimiser, proposal optimiser): Adam with `betas` and with `post_betas`."
         return (torch.optim.Adam(gen.generator_parameters(), self.g_lr, betas=self.betas),
-                torch.optim.Adam([gen.post_log_sigma], self.post_lr, betas=self.betas))
+                torch.optim.Adam([gen.post_log_sigma], self.post_lr, betas=self.post_betas))
 
 # %% ../../nbs/09e_vera.ipynb #8420e756
 @register_method
@@ -232,10 +233,9 @@ class VERA(Method):
         self.base_lr = learn.opt.defaults['lr'] if learn.opt is not None else None
 
     def _follow_schedule(self, learn):
-        "Scale the generator's learning rates by the energy's current schedule factor."
+        "Scale the generator's learning rate by the energy's current schedule factor (the proposal's stays at post_lr)."
         f = learn.opt.param_groups[0]['lr'] / self.base_lr
-        for opt, lr in ((self.g_opt, self.hp.g_lr), (self.p_opt, self.hp.post_lr)):
-            for g in opt.param_groups: g['lr'] = lr * f
+        for g in self.g_opt.param_groups: g['lr'] = self.hp.g_lr * f
 
     def loss(self, learn, x, y):
         hp, m = self.hp, learn.model
