@@ -93,7 +93,7 @@ class ModelSpec:
 # %% ../nbs/21_study.ipynb #efc8901c
 @dataclass
 class StudyConfig:
-    "Everything the study trains and how (defaults: the digits study, about 26 minutes on 2 idle CPU cores with 2 workers)."
+    "Everything the study trains and how (defaults: the digits study; its run time is measured below)."
     families:tuple=('igebm', 'ssm', 'vera') # EBM families (keys of FAMILIES)
     gammas:tuple=(0.1, 1.0, 10.0)  # Cross-entropy weights of the supervised variants (the poster: 0.01 .. 100)
     seeds:tuple=(1, 2, 3)          # One model per seed and variant (the poster: 5)
