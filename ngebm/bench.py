@@ -26,7 +26,8 @@ from .cli import check_choice, parse_list, cli_errors
 
 # %% ../nbs/18_bench.ipynb #3c9d5e02
 class _GlobalOnly(contextlib.nullcontext):
-    "Stands in for FlopCounterMode's module tracker, whose hooks break `autograd.grad` w.r.t. a leaf input (pytorch#131753)."
+    """Stands in for FlopCounterMode's module tracker, whose hooks break `autograd.grad` w.r.t.
+    a leaf input (pytorch#131753)."""
     parents = ('Global',)
 
 def count_flops(fn) -> int:
@@ -55,10 +56,12 @@ def bench_learner(method:str,          # A registered method
     run = run or RunConfig(precision='fp32', progress=False)
     info = dataset_info(cfg.data.dataset)
     g = torch.Generator().manual_seed(seed)
-    x, y = torch.rand(batch_size, *info.shape, generator=g) * 2 - 1, torch.randint(0, info.n_classes, (batch_size,), generator=g)
+    x, y = torch.rand(batch_size, *info.shape, generator=g) * 2 - 1, torch.randint(0, info.n_classes, (batch_size,),
+                                                                                   generator=g)
     def fixed_batch(cfg, meth, device):
         m = cfg.model
-        model = WideResNet(m.depth, m.widen_factor, info.n_classes if meth.classifier else 1, info.shape[0], norm=m.norm, dropout=m.dropout)
+        model = WideResNet(m.depth, m.widen_factor, info.n_classes if meth.classifier else 1, info.shape[0],
+                           norm=m.norm, dropout=m.dropout)
         return _fixed_loaders(x, y, info.n_classes), model.to(device)
     learn = build_learner(cfg, run, build=fixed_batch)
     return learn, learn.to_device(x), y.to(learn.device)
@@ -67,7 +70,8 @@ def bench_learner(method:str,          # A registered method
 def step_flops(learn:Learner, x, y,
                counted:tuple=(2, 4), # Count at these two batch sizes and extrapolate to len(x); None: count at len(x)
               ) -> int:              # FLOPs of one training step on len(x) images
-    "FLOPs of `learn.one_batch(x, y)`: counted directly, or on two smaller batches and extrapolated (a step's cost is affine in the batch size)."
+    """FLOPs of `learn.one_batch(x, y)`:
+    counted directly, or on two smaller batches and extrapolated (a step's cost is affine in the batch size)."""
     if counted is None: return count_flops(lambda: learn.one_batch(x, y))
     (a, fa), (b, fb) = [(n, count_flops(lambda: learn.one_batch(x[:n], y[:n]))) for n in counted]
     return round(fa + (len(x) - a) * (fb - fa) / (b - a))
@@ -84,12 +88,15 @@ GPUS = {'H100': GPU('H100 SXM', 989.4e12, 'bf16 tensor'),
         'H200': GPU('H200 SXM', 989.4e12, 'bf16 tensor'),
         'RTX3090': GPU('RTX 3090', 35.6e12, 'fp32')}
 
-PAPER_HOURS = {'ce': 7.5, 'ngebm': 15.0, 'jem': 85.0}  # Hours per CIFAR-10 model on one RTX 3090 (NG-EBM paper, Table 1)
+# Hours per CIFAR-10 model on one RTX 3090 (NG-EBM paper, Table 1)
+PAPER_HOURS = {'ce': 7.5, 'ngebm': 15.0, 'jem': 85.0}
 
-TRAIN_POOL = {'digits': 1437, 'cifar10': 50000, 'cifar100': 50000, 'svhn': 73257}  # Training images before the validation hold-out
+# Training images before the validation hold-out
+TRAIN_POOL = {'digits': 1437, 'cifar10': 50000, 'cifar100': 50000, 'svhn': 73257}
 
 def steps_per_epoch(preset:str, batch_size:int=64) -> int:
-    "Training steps per epoch of `preset`: its training pool less the validation hold-out, in full batches (drop_last, as JEM's code)."
+    """Training steps per epoch of `preset`:
+    its training pool less the validation hold-out, in full batches (drop_last, as JEM's code)."""
     info = dataset_info(PRESETS[check_choice(preset, PRESETS, 'preset')].dataset)
     return (TRAIN_POOL[info.name] - info.valid_size) // batch_size
 
@@ -106,7 +113,8 @@ def _sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
 
 def timed_step(learn:Learner, x, y) -> tuple:
-    "(seconds, MB) of one training step; MB: CUDA memory allocated at the step's peak beyond what was allocated before it (None on the CPU)."
+    """(seconds, MB) of one training step;
+    MB: CUDA memory allocated at the step's peak beyond what was allocated before it (None on the CPU)."""
     dev = learn.device; cuda = dev.type == 'cuda'
     if cuda: torch.cuda.reset_peak_memory_stats(dev); base = torch.cuda.memory_allocated(dev)
     _sync(dev); t0 = time.perf_counter()
@@ -121,13 +129,15 @@ def _summary(m, times, ratios, fp32_ratios, mems, flops, batch, steps, gpu, util
     sec, fl, fl_ce, h = _median(times), flops.get(m), flops.get('ce'), PAPER_HOURS.get(m) if paper else None
     hours = lambda g: projected_hours(fl, steps, g, utilisation) if fl else None
     return dict(seconds_per_step=sec, images_per_sec=batch / sec if sec else None, time_ratio_to_ce=_median(ratios),
-                time_ratio_to_fp32=_median(fp32_ratios), flops_per_step=fl, flop_ratio_to_ce=fl / fl_ce if fl and fl_ce else None,
+                time_ratio_to_fp32=_median(fp32_ratios), flops_per_step=fl, flop_ratio_to_ce=fl / fl_ce if fl
+                and fl_ce else None,
                 gpu_hours=hours(gpu), rtx3090_hours=hours(GPUS['RTX3090']), paper_rtx3090_hours=h,
                 paper_rtx3090_utilisation=fl * steps / (h * 3600 * GPUS['RTX3090'].peak_flops) if fl and h else None,
                 step_mem_mb=max(mems) if mems and mems[0] is not None else None, step_times=list(times))
 
 def arithmetic_variants(run:RunConfig, precisions=('fp32', 'auto')) -> dict:
-    "{label: RunConfig} of `run` at each precision, e.g. {'fp32': ..., 'bf16+cl': ...}; one entry where two resolve alike."
+    """{label: RunConfig} of `run` at each precision, e.g.
+    {'fp32': ..., 'bf16+cl': ...}; one entry where two resolve alike."""
     out = {}
     for p in precisions:
         r = replace(run, precision=p)
@@ -142,7 +152,8 @@ def _ratios(now:dict, base) -> dict:
 def bench(preset:str='digits',     # A key of PRESETS: model, image shape, method hyperparameters, epochs
           methods=None,            # Methods to compare (default: PAPER_METHODS)
           batch_size:int=None,     # Images per step (default: the preset's)
-          rounds:int=5,            # Timed steps per method and precision, all alternating within each round; 0: count FLOPs only
+          # Timed steps per method and precision, all alternating within each round; 0: count FLOPs only
+          rounds:int=5,
           warmup:int=1,            # Untimed steps of each before the rounds
           counted:tuple=(2, 4),    # Batch sizes the FLOPs are counted at (see `step_flops`); None: the full batch
           gpu:str='H100',          # A key of GPUS, for the projected hours
@@ -152,11 +163,13 @@ def bench(preset:str='digits',     # A key of PRESETS: model, image shape, metho
           seed:int=0,              # Seeds the weights and the batch (the same for every method)
           progress:bool=True,      # Print each figure as it is measured, then the table
          ) -> dict:                # config, results ({arithmetic: {method: figures}}), interrupted
-    "Count the FLOPs of one training step of each method, then time the steps at each precision interleaved. Ctrl-C keeps what was measured."
+    """Count the FLOPs of one training step of each method, then time the steps at each precision interleaved.
+    Ctrl-C keeps what was measured."""
     methods = tuple(check_choice(m, METHODS, 'method') for m in (methods or PAPER_METHODS))
     if rounds < 0 or warmup < 0: raise ValueError(f"rounds and warmup must be >= 0; got {rounds} and {warmup}")
     if not 0 < utilisation <= 1: raise ValueError(f"utilisation is a fraction of peak in (0, 1]; got {utilisation}")
-    p, g, run = PRESETS[check_choice(preset, PRESETS, 'preset')], GPUS[check_choice(gpu, GPUS, 'gpu')], run or RunConfig(progress=False)
+    p, g = PRESETS[check_choice(preset, PRESETS, 'preset')], GPUS[check_choice(gpu, GPUS, 'gpu')]
+    run = run or RunConfig(progress=False)
     variants = arithmetic_variants(run, precisions) if rounds else {'fp32': replace(run, precision='fp32')}
     ref = next(iter(variants))
     batch = batch_size or preset_config(p, methods[0], seed).data.batch_size
@@ -165,7 +178,8 @@ def bench(preset:str='digits',     # A key of PRESETS: model, image shape, metho
     keys = [(v, m) for v in variants for m in methods]
     learners, flops, interrupted = {}, {}, False
     times, ratios, fp32_ratios, mems = ({k: [] for k in keys} for _ in range(4))
-    say(f"ngebm_bench: preset {preset} (WRN-{p.depth}-{p.width}, batch {batch}) on {run.torch_device}; methods {', '.join(methods)}; "
+    say(f"ngebm_bench: preset {preset} (WRN-{p.depth}-{p.width}, batch {batch}) on {run.torch_device}; "
+        f"methods {', '.join(methods)}; "
         f"arithmetic {', '.join(variants)}")
     try:
         for v, m in keys:
@@ -174,7 +188,8 @@ def bench(preset:str='digits',     # A key of PRESETS: model, image shape, metho
             flops[m] = step_flops(*learners[v, m], counted=counted if counted and max(counted) < batch else None)
             say(f"{m}: {flops[m] / 1e9:.4g} GFLOP per step (counted in {time.perf_counter() - t0:.1f} s)")
         for i in range(warmup if rounds else 0):
-            say(f"warm-up {i + 1}/{warmup}: " + ', '.join(f"{m} {v} {timed_step(*learners[v, m])[0]:.3g} s" for v, m in keys))
+            say(f"warm-up {i + 1}/{warmup}: " + ', '.join(f"{m} {v} {timed_step(*learners[v, m])[0]:.3g} s"
+                                                          for v, m in keys))
         bar = progress_bar(range(rounds), leave=False) if progress and sys.stdout.isatty() and rounds else range(rounds)
         for r in bar:
             now = {}
@@ -190,9 +205,11 @@ def bench(preset:str='digits',     # A key of PRESETS: model, image shape, metho
         say(f"interrupted: keeping what was measured ({len(flops)} of {len(methods)} FLOP counts, "
             f"{min(map(len, times.values()))} complete rounds)")
     cifar = p.dataset.startswith('cifar')
-    res = {v: {m: _summary(m, times[v, m], ratios[v, m], fp32_ratios[v, m], mems[v, m], flops, batch, steps, g, utilisation, cifar)
+    res = {v: {m: _summary(m, times[v, m], ratios[v, m], fp32_ratios[v, m], mems[v, m], flops, batch, steps, g,
+                           utilisation, cifar)
                for m in methods} for v in variants}
-    cfg = dict(preset=preset, model=f'WRN-{p.depth}-{p.width}', batch_size=batch, shape=list(dataset_info(p.dataset).shape),
+    cfg = dict(preset=preset, model=f'WRN-{p.depth}-{p.width}', batch_size=batch,
+               shape=list(dataset_info(p.dataset).shape),
                device=str(run.torch_device), arithmetic={v: str(r.arithmetic()[0]) for v, r in variants.items()},
                warmup=warmup, rounds=rounds, rounds_done=min(map(len, times.values())),
                counted=list(counted) if counted else None, epochs=p.epochs, steps_per_epoch=steps // p.epochs,
@@ -205,46 +222,61 @@ def bench(preset:str='digits',     # A key of PRESETS: model, image shape, metho
 def _f(v, spec='.3g'): return '–' if v is None else format(v, spec)
 
 def bench_table(b:dict) -> str:
-    "Markdown table of a `bench` result, a row per method and arithmetic, with its conditions and the projection's assumptions below it."
+    """Markdown table of a `bench` result, a row per method and arithmetic, with its conditions and the projection's
+    assumptions below it."""
     c, res = b['config'], b['results']
     rs = [r for v in res.values() for r in v.values()]
     paper, mem = (any(r[k] is not None for r in rs) for k in ('paper_rtx3090_hours', 'step_mem_mb'))
     timed, first = c['rounds'] > 0, next(iter(res))
-    head = (['method', 'arithmetic'] + (['s / step', 'x ce', 'x fp32', 'images / s'] if timed else []) + (['step MB'] if mem else [])
-            + ['GFLOP / step', 'x ce', f"{c['gpu']} h", 'RTX 3090 h'] + (['paper RTX 3090 h', 'paper utilisation'] if paper else []))
+    head = (['method', 'arithmetic'] + (['s / step', 'x ce', 'x fp32', 'images / s'] if timed else [])
+            + (['step MB'] if mem else [])
+            + ['GFLOP / step', 'x ce', f"{c['gpu']} h", 'RTX 3090 h']
+            + (['paper RTX 3090 h', 'paper utilisation'] if paper else []))
     def row(v, m, r):
         flop = [_f(r['flops_per_step'] and r['flops_per_step'] / 1e9, '.5g'), _f(r['flop_ratio_to_ce'], '.2f'),
-                _f(r['gpu_hours']), _f(r['rtx3090_hours'])] + ([_f(r['paper_rtx3090_hours'], 'g'), _f(r['paper_rtx3090_utilisation'], '.0%')] if paper else [])
-        return ([m, v] + ([_f(r['seconds_per_step']), _f(r['time_ratio_to_ce'], '.2f'), _f(r['time_ratio_to_fp32'], '.2f'),
+                _f(r['gpu_hours']), _f(r['rtx3090_hours'])]
+        flop += [_f(r['paper_rtx3090_hours'], 'g'), _f(r['paper_rtx3090_utilisation'], '.0%')] if paper else []
+        return ([m, v] + ([_f(r['seconds_per_step']), _f(r['time_ratio_to_ce'], '.2f'),
+                           _f(r['time_ratio_to_fp32'], '.2f'),
                          _f(r['images_per_sec'], '.0f')] if timed else [])
                 + ([_f(r['step_mem_mb'], '.0f')] if mem else []) + (flop if v == first else [''] * len(flop)))
     rows = [row(v, m, r) for m in next(iter(res.values())) for v, rv in res.items() for r in [rv[m]]]
-    table = '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)] + ['| ' + ' | '.join(r) + ' |' for r in rows])
+    table = '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)] + ['| ' + ' | '.join(r) + ' |'
+                                                                                      for r in rows])
     of = '' if c['rounds_done'] == c['rounds'] else f" of {c['rounds']}"
     arith = '; '.join(f"{v}: {a}" for v, a in c['arithmetic'].items())
-    note = ((f"Seconds: {c['device']}, median of {c['rounds_done']}{of} interleaved rounds; x ce, x fp32: medians of per-round ratios "
-             f"to cross-entropy at the same arithmetic, and to the same method in fp32 ({arith}). " if timed else "Not timed (rounds=0). ")
-            + f"Hours per model: {c['epochs']} epochs x {c['steps_per_epoch']} steps of {c['model']} at batch {c['batch_size']}, at "
+    note = ((f"Seconds: {c['device']}, median of {c['rounds_done']}{of} interleaved rounds; "
+             f"x ce, x fp32: medians of per-round ratios "
+             f"to cross-entropy at the same arithmetic, and to the same method in fp32 ({arith}). "
+             if timed else "Not timed (rounds=0). ")
+            + f"Hours per model: {c['epochs']} epochs x {c['steps_per_epoch']} steps of {c['model']} at batch "
+            f"{c['batch_size']}, at "
             + f"{c['utilisation']:.0%} of peak ({c['gpu']} {c['gpu_peak_tflops']:.4g} TFLOP/s {c['gpu_precision']}; "
-            + f"RTX 3090 {GPUS['RTX3090'].peak_flops / 1e12:.3g} TFLOP/s fp32); FLOP figures, the same at every arithmetic, are shown once per method."
-            + (f" The {c['gpu']} projection assumes training's fast path on CUDA: bf16 autocast, channels-last, fused Adam."
+            + f"RTX 3090 {GPUS['RTX3090'].peak_flops / 1e12:.3g} TFLOP/s fp32); FLOP figures, the same at every "
+            "arithmetic, are shown once per method."
+            + (f" The {c['gpu']} projection assumes training's fast path on CUDA: "
+               "bf16 autocast, channels-last, fused Adam."
                if 'bf16' in c['gpu_precision'] else ''))
-    if paper: note += " Paper: NG-EBM Table 1; its utilisation: the run's FLOPs over those hours at the RTX 3090's peak."
+    if paper:
+        note += " Paper: NG-EBM Table 1; its utilisation: the run's FLOPs over those hours at the RTX 3090's peak."
     if b['interrupted']: note += " Interrupted: partial figures."
     return table + '\n\n' + note
 
 # %% ../nbs/18_bench.ipynb #df52035e
 @call_parse
 @cli_errors
-def ngebm_bench(preset:str=None,          # Model, batch and hyperparameters of this ngebm_compare preset: digits, smoke, cifar10, cifar100 (default: cifar10 on a GPU, digits on a CPU)
+def ngebm_bench(preset:str=None,          # digits, smoke, cifar10 or cifar100 (default: cifar10 on a GPU, else digits)
                 methods:str=None,         # Comma-separated methods (default: ce, ngebm, jem)
                 batch_size:int=None,      # Images per step (default: the preset's, 64)
-                rounds:int=5,             # Timed steps per method, the methods alternating; the median is reported; 0: FLOPs only
+                # Timed steps per method, the methods alternating; the median is reported; 0: FLOPs only
+                rounds:int=5,
                 warmup:int=1,             # Untimed steps per method before timing (allocator, cuDNN autotuning)
                 gpu:str='H100',           # GPU of the projected hours: H100, H200 or RTX3090
                 utilisation:float=0.4,    # Assumed fraction of the GPU's peak FLOP/s in the projection
-                device:str=None,          # Device to time on, e.g. cpu, cuda, cuda:1 (default: CUDA when present, else CPU)
-                precisions:str='fp32,auto', # Arithmetic timed side by side: fp32, bf16, auto (the fast path where the device has it)
+                # Device to time on, e.g. cpu, cuda, cuda:1 (default: CUDA when present, else CPU)
+                device:str=None,
+                # Arithmetic timed side by side: fp32, bf16, auto (the fast path where the device has it)
+                precisions:str='fp32,auto',
                 channels_last:str='auto', # Channels-last memory format: auto (with bf16), on or off
                 json_out:str=None,        # Also write the full result as JSON to this file (default: none)
                 no_progress:store_true=False, # Print only the final table

@@ -17,39 +17,52 @@ from .ood import SCORES, plot_ood_histograms
 from .robustness import plot_robustness
 from .methods import method_class
 from .config import TrainConfig, RunConfig, Preset, PRESETS, preset_config
-from .runs import run_identity, read_json, load_model, run_config, read_checkpoint_meta, atomic_write, write_text_atomic
+from .runs import (run_identity, read_json, load_model, run_config, read_checkpoint_meta, atomic_write,
+                        write_text_atomic)
 from .training import train
-from .evaluate import (EVALS, evaluate_model, training_cost, plot_reliabilities, plot_grad_norms, robustness_means, save_figure,
-                            jem_samples, extreme_images, plot_image_rows, ood_report_from, attack_set, eval_key, cached_eval, store_eval,
+from .evaluate import (EVALS, evaluate_model, training_cost, plot_reliabilities, plot_grad_norms, robustness_means,
+                            save_figure,
+                            jem_samples, extreme_images, plot_image_rows, ood_report_from, attack_set, eval_key,
+                            cached_eval, store_eval,
                             quality_scorer, GENERATION_BUDGET)
 from .cluster import submitit_executor, submit_training
 from .stats import mean_se, fmt_values, markdown_table
 from .cli import check_choice, check_flags, parse_seeds, parse_list, parse_params, cli_errors
 
 # %% ../nbs/17_compare.ipynb #2a46666f
-COST_CV = 0.25   # Across seeds of one method, a coefficient of variation of training time above this suggests interference
+# Across seeds of one method, a coefficient of variation of training time above this suggests interference
+COST_CV = 0.25
 
 
 def cost_table(costs:dict) -> str:
-    "The training-cost table (wall-clock), its ratio to cross-entropy from median epoch times, and a note where seeds disagree."
+    """The training-cost table (wall-clock), its ratio to cross-entropy from median epoch times, and a note where seeds
+    disagree."""
     ms = list(costs)
     med = {m: float(np.median([c['median_epoch_seconds'] for c in costs[m]])) for m in ms}
     ratio = 'ce' in costs and med['ce'] > 0
-    prec = {m: '+'.join(sorted({c.get('precision') or '–' for c in costs[m]})) for m in ms}   # –: not recorded (older runs)
-    t = markdown_table(['method', 'models', 'precision', 'wall-clock training time per model (s)', 'median s / epoch', 'images / s']
+    # –: not recorded (older runs)
+    prec = {m: '+'.join(sorted({c.get('precision') or '–' for c in costs[m]})) for m in ms}
+    t = markdown_table(['method', 'models', 'precision', 'wall-clock training time per model (s)', 'median s / epoch',
+                        'images / s']
                        + (['x cross-entropy (median epochs)'] if ratio else []),
-               [[m, len(costs[m]), prec[m], fmt_values([c['train_seconds'] for c in costs[m]]), fmt_values([c['median_epoch_seconds'] for c in costs[m]], digits=2),
-                 fmt_values([c['images_per_sec'] for c in costs[m]], digits=0)] + ([f"{med[m] / med['ce']:.1f}"] if ratio else []) for m in ms])
-    cv = {m: np.std(v, ddof=1) / np.mean(v) for m in ms if len(v := [c['train_seconds'] for c in costs[m]]) > 1 and np.mean(v) > 0}
+               [[m, len(costs[m]), prec[m], fmt_values([c['train_seconds'] for c in costs[m]]),
+                 fmt_values([c['median_epoch_seconds'] for c in costs[m]], digits=2),
+                 fmt_values([c['images_per_sec'] for c in costs[m]], digits=0)]
+                + ([f"{med[m] / med['ce']:.1f}"] if ratio else []) for m in ms])
+    cv = {m: np.std(v, ddof=1) / np.mean(v) for m in ms if len(v := [c['train_seconds'] for c in costs[m]]) > 1
+          and np.mean(v) > 0}
     noisy = [f"{m} ({100 * v:.0f}%)" for m, v in cv.items() if v > COST_CV]
-    if noisy: t += (f"\n*Training times vary across seeds by more than {100 * COST_CV:.0f}% (coefficient of variation) for {', '.join(noisy)}: "
-                    "other work on the machine probably interfered, so read the times and ratios with care; `ngebm_bench` measures the ratios in one interleaved run.*\n")
+    if noisy: t += (f"\n*Training times vary across seeds by more than {100 * COST_CV:.0f}% (coefficient of variation) "
+                    f"for {', '.join(noisy)}: "
+                    "other work on the machine probably interfered, so read the times and ratios with care; "
+                    "`ngebm_bench` measures the ratios in one interleaved run.*\n")
     return t
 
 def report_markdown(evals:dict, # {method: [evaluate_model result per seed]}
                     costs:dict, # {method: [training_cost per seed]}
                    ) -> str:
-    "The comparison's tables in markdown, mean ± standard error over seeds; '–' where a figure does not apply to a method."
+    """The comparison's tables in markdown, mean ± standard error over seeds;
+    '–' where a figure does not apply to a method."""
     ms = list(evals)
     t2 = markdown_table(['method', 'accuracy (%)', 'ECE (%)', 'MCE (%)'],
                 [[m] + [fmt_values([e.get(k) for e in evals[m]], 100) for k in ('accuracy', 'ece', 'mce')] for m in ms])
@@ -57,29 +70,41 @@ def report_markdown(evals:dict, # {method: [evaluate_model result per seed]}
     scores = [s for s in SCORES if any(s in a[0] for a in aurocs.values())]
     sets = list(next(iter(next(iter(aurocs.values()))[0].values())))
     t3 = markdown_table(['score', 'method'] + sets,
-                [[s, m] + [fmt_values([a[s][o] for a in aurocs[m]], digits=3) if s in aurocs[m][0] else '–' for o in sets] for s in scores for m in ms])
-    out = f"### Training cost\n\n{cost_table(costs)}\n### Accuracy and calibration\n\n{t2}\n### OOD detection (AUROC, in-distribution positive)\n\n{t3}"
+                [[s, m] + [fmt_values([a[s][o] for a in aurocs[m]], digits=3) if s in aurocs[m][0] else '–'
+                           for o in sets]
+                 for s in scores for m in ms])
+    out = (f"### Training cost\n\n{cost_table(costs)}\n### Accuracy and calibration\n\n{t2}\n"
+           f"### OOD detection (AUROC, in-distribution positive)\n\n{t3}")
     if (rob := next((e['robustness'] for ev in evals.values() for e in ev if e.get('robustness')), None)):
         cols = [(n, e) for n in rob for e in rob[n] if float(e) > 0]
         t4 = markdown_table(['method'] + [f"{'L∞' if n == 'linf' else 'L2'} ε={e}" for n, e in cols],
-                    [[m] + [fmt_values([ev['robustness'][n][e] for ev in evals[m]], 100) if evals[m][0].get('robustness') else '–' for n, e in cols] for m in ms])
+                    [[m] + [fmt_values([ev['robustness'][n][e] for ev in evals[m]], 100)
+                            if evals[m][0].get('robustness')
+                            else '–' for n, e in cols] for m in ms])
         out += f"\n### Robust accuracy under PGD (%, on images every model classifies correctly)\n\n{t4}"
     gen = {m: [e.get('generation') for e in evals[m]] for m in ms}
     if any(g for v in gen.values() for g in v):
         kinds = ('noise', 'mask', 'saltpepper')
         col = lambda m, f: fmt_values([None if g is None else f(g) for g in gen[m]], digits=2)
-        t5 = markdown_table(['method', 'FID', 'IS', 'samples: energy quantile', 'distal: reached (%)', 'distal: median steps']
+        t5 = markdown_table(['method', 'FID', 'IS', 'samples: energy quantile', 'distal: reached (%)',
+                             'distal: median steps']
                             + [f'restoration RMSE, {k} (baseline)' for k in kinds],
             [[m, col(m, lambda g: g['samples'].get('fid')), col(m, lambda g: g['samples'].get('is_mean')),
               col(m, lambda g: g['samples']['energy_quantile_median']),
-              fmt_values([None if g is None or g['distal'] is None else 100 * g['distal']['fraction_reached'] for g in gen[m]]),
-              fmt_values([None if g is None or g['distal'] is None else g['distal']['steps_median'] for g in gen[m]], digits=0)]
-             + [f"{col(m, lambda g: g['restoration'][k]['rmse'][-1])} ({col(m, lambda g: min(g['restoration'][k]['baselines'].values()))})"
+              fmt_values([None if g is None or g['distal'] is None else 100 * g['distal']['fraction_reached']
+                          for g in gen[m]]),
+              fmt_values([None if g is None or g['distal'] is None else g['distal']['steps_median'] for g in gen[m]],
+                         digits=0)]
+             + [f"{col(m, lambda g: g['restoration'][k]['rmse'][-1])} "
+                f"({col(m, lambda g: min(g['restoration'][k]['baselines'].values()))})"
                 for k in kinds] for m in ms])
         out += ("\n### Generation: samples from noise, distal adversarials, restoration\n\n"
-                "FID and IS of each model's samples (SGLD from uniform noise) against the test images; the samples' median energy "
-                "quantile among the test images (0: lower than every test image, 1: higher than every one); the share of noise starts that distal ascent makes "
-                "confident (p > 0.9); the RMSE of corrupted test images after Langevin restoration, with the best model-free baseline "
+                "FID and IS of each model's samples (SGLD from uniform noise) against the test images; "
+                "the samples' median energy "
+                "quantile among the test images (0: lower than every test image, 1: higher than every one); "
+                "the share of noise starts that distal ascent makes "
+                "confident (p > 0.9); the RMSE of corrupted test images after Langevin restoration, "
+                "with the best model-free baseline "
                 f"in brackets.\n\n{t5}")
     return out
 
@@ -116,20 +141,24 @@ class CompareConfig:
 _MAY_DIFFER = ('root', 'download', 'num_workers', 'generation', 'inception')   # not what is trained
 
 def _claim_folder(out:Path, cc:CompareConfig):
-    "Write `compare.json` in a new output folder; refuse one that holds another comparison. An existing compare.json is never rewritten."
+    """Write `compare.json` in a new output folder;
+    refuse one that holds another comparison. An existing compare.json is never rewritten."""
     out.mkdir(parents=True, exist_ok=True)
     p, new = out/'compare.json', json.loads(json.dumps(asdict(cc)))
     if not p.exists(): write_text_atomic(p, json.dumps(new, indent=1)); return
     old = read_json(p, 'delete it to start this comparison afresh (the run folders are kept)')
     diff = [k for k in new if k not in _MAY_DIFFER and old.get(k) != new[k]]
-    if diff: raise ValueError(f"{out} holds a comparison with another configuration ({', '.join(f'{k}: {old.get(k)} -> {new[k]}' for k in diff)}); "
+    changes = ', '.join(f'{k}: {old.get(k)} -> {new[k]}' for k in diff)
+    if diff: raise ValueError(f"{out} holds a comparison with another configuration ({changes}); "
                               "refusing to overwrite it: choose another output folder")
 
 # %% ../nbs/17_compare.ipynb #511a420d
 def _trained(run:Path, cfg:TrainConfig) -> bool:
-    "Whether `run` holds `cfg`'s run with at least `cfg.epochs` epochs committed: nothing to train, so the folder is only read."
+    """Whether `run` holds `cfg`'s run with at least `cfg.epochs` epochs committed:
+    nothing to train, so the folder is only read."""
     if not (run/'last.pt').exists() or not (run/'config.json').exists(): return False
-    same = run_identity(read_json(run/'config.json')) == run_identity(cfg.to_dict())   # otherwise `train` says what differs
+    # otherwise `train` says what differs
+    same = run_identity(read_json(run/'config.json')) == run_identity(cfg.to_dict())
     return same and read_checkpoint_meta(run/'last.pt')['epoch'] >= cfg.epochs
 
 # %% ../nbs/17_compare.ipynb #1724cdd0
@@ -137,7 +166,8 @@ def compare(cc:CompareConfig,   # What to compare
             out,                # Output folder
             device=None,        # None: CUDA when present
             progress=True,      # Progress lines (bars in a terminal)
-            run:RunConfig=None, # Training's run settings (precision, channels_last); `device` and `progress` above take precedence
+            # Training's run settings (precision, channels_last); `device` and `progress` above take precedence
+            run:RunConfig=None,
            ) -> dict:           # {'evals': {method: [per seed]}, 'costs': {method: [per seed]}, 'report': markdown}
     "Train, evaluate and report the methods of `cc` under one preset."
     out, p, seeds = Path(out), cc.resolved(), cc.seed_list
@@ -147,7 +177,8 @@ def compare(cc:CompareConfig,   # What to compare
     runs = {m: [out/m/f'seed{s}' for s in seeds] for m in cc.methods}
     classifier = {m: method_class(m).classifier for m in cc.methods}
     data_cfg = DataConfig(dataset=p.dataset, root=cc.root, download=cc.download)
-    loaders, ood = make_loaders(data_cfg), ood_loaders(p.ood_sets, data_cfg)  # a missing dataset fails now, not after training
+    # a missing dataset fails now, not after training
+    loaders, ood = make_loaders(data_cfg), ood_loaders(p.ood_sets, data_cfg)
     todo = [(m, s, r) for m in cc.methods for s, r in zip(seeds, runs[m])]
     for i, (m, s, r) in enumerate(todo, 1):
         cfg = preset_config(p, m, s, cc.root, cc.download, cc.num_workers)
@@ -164,11 +195,13 @@ def compare(cc:CompareConfig,   # What to compare
     *attack, akey = attack_set(attacked, loaders.test, p.n_attack) if 'robustness' in evals else (None, None, None)
     results, costs = {m: [] for m in cc.methods}, {m: [] for m in cc.methods}
     for i, (m, s, r) in enumerate(todo, 1):
-        key = eval_key(r, attack=akey, linf=p.linf_eps, l2=p.l2_eps, pgd_steps=p.pgd_steps, ood=p.ood_sets, evals=evals, generation=gen, fid=quality is not None)
+        key = eval_key(r, attack=akey, linf=p.linf_eps, l2=p.l2_eps, pgd_steps=p.pgd_steps, ood=p.ood_sets, evals=evals,
+                       generation=gen, fid=quality is not None)
         if (res := cached_eval(r, key)) is not None: say(f"[{i}/{len(todo)}] {m}, seed {s}: evaluation done, skipped")
         else:
             say(f"[{i}/{len(todo)}] evaluating {m}, seed {s}")
-            res = evaluate_model(models[m, r], loaders.test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps, classifier=classifier[m],
+            res = evaluate_model(models[m, r], loaders.test, ood, attack, p.linf_eps, p.l2_eps, evals,
+                                 pgd_steps=p.pgd_steps, classifier=classifier[m],
                                  quality=quality)
             store_eval(r, key, res)
         results[m].append(res); costs[m].append(training_cost(r))
@@ -181,19 +214,25 @@ def compare(cc:CompareConfig,   # What to compare
 _NAMES = dict(ce='CE', jem='JEM', ngebm='NG-EBM')
 
 def _write_outputs(out:Path, cc, p, evals, costs, report, runs, loaders, jem=None):
-    "results.json without the raw arrays, report.md, and the figures (with samples and extremes of `jem`, a JEM model, if given); all atomic."
+    """results.json without the raw arrays, report.md, and the figures (with samples and extremes of `jem`, a JEM model,
+    if given); all atomic."""
     figs, seeds = out/'figures', cc.seed_list
     figs.mkdir(exist_ok=True)
     strip = lambda e: {k: v for k, v in e.items() if k != 'raw'}
     write_text_atomic(out/'results.json', json.dumps(dict(config=asdict(cc), preset=asdict(p),
-        models={m: [dict(run=str(r), seed=s, **strip(e), cost=c) for r, s, e, c in zip(runs[m], seeds, evals[m], costs[m])] for m in evals}), indent=1))
-    title = (f"# {' vs '.join(_NAMES.get(m, m) for m in evals)} on {p.dataset}\n\n{len(seeds)} seeds per method ({', '.join(map(str, seeds))}), "
+        models={m: [dict(run=str(r), seed=s, **strip(e), cost=c)
+                    for r, s, e, c in zip(runs[m], seeds, evals[m], costs[m])]
+                for m in evals}), indent=1))
+    title = (f"# {' vs '.join(_NAMES.get(m, m) for m in evals)} on {p.dataset}\n\n"
+             f"{len(seeds)} seeds per method ({', '.join(map(str, seeds))}), "
              f"{p.epochs} epochs, WRN-{p.depth}-{p.width}; mean ± standard error over seeds.\n\n")
     write_text_atomic(out/'report.md', title + report)
-    if (fig := plot_reliabilities(evals, [f'seed {s}' for s in seeds])) is not None: save_figure(fig, figs/'reliability.png')
+    if (fig := plot_reliabilities(evals, [f'seed {s}' for s in seeds])) is not None:
+        save_figure(fig, figs/'reliability.png')
     save_figure(plot_grad_norms(evals), figs/'grad_norms.png')
     for m, ev in evals.items():
-        fig = plot_ood_histograms(ood_report_from(ev[0])); fig.suptitle(f'{m}, seed {seeds[0]}', y=1.01); save_figure(fig, figs/f'ood_{m}.png', dpi=80)
+        fig = plot_ood_histograms(ood_report_from(ev[0])); fig.suptitle(f'{m}, seed {seeds[0]}', y=1.01)
+        save_figure(fig, figs/f'ood_{m}.png', dpi=80)
     if (rob := robustness_means(evals)): save_figure(plot_robustness(rob), figs/'robustness.png')
     if 'jem' in runs and (grids := sorted((runs['jem'][0]/'samples').glob('*.png'))):
         atomic_write(figs/'jem_samples.png', lambda q: shutil.copyfile(grids[-1], q))
@@ -202,7 +241,8 @@ def _write_outputs(out:Path, cc, p, evals, costs, report, runs, loaders, jem=Non
         n = len(uncond)
         rows = {'E(x)': uncond, **{f'E(x, y={c})': cond[c * n:(c + 1) * n] for c in range(loaders.n_classes)}}
         save_figure(plot_image_rows(rows), figs/'jem_sgld_samples.png', dpi=80)
-        ext = {f'{w} {s}': x for s in ('log p(x)', 'max p(y|x)') for w, x in zip(('highest', 'lowest'), extreme_images(jem, loaders.test, s))}
+        ext = {f'{w} {s}': x for s in ('log p(x)', 'max p(y|x)')
+               for w, x in zip(('highest', 'lowest'), extreme_images(jem, loaders.test, s))}
         save_figure(plot_image_rows(ext), figs/'jem_extremes.png', dpi=80)
 
 
@@ -211,22 +251,26 @@ def _write_outputs(out:Path, cc, p, evals, costs, report, runs, loaders, jem=Non
 def comparison_runs(cc:CompareConfig, out) -> list:
     "(method, seed, run folder, TrainConfig) of every model `compare(cc, out)` trains, in its folder layout."
     p, out = cc.resolved(), Path(out)
-    return [(m, s, out/m/f'seed{s}', preset_config(p, m, s, cc.root, cc.download, cc.num_workers)) for m in cc.methods for s in cc.seed_list]
+    return [(m, s, out/m/f'seed{s}', preset_config(p, m, s, cc.root, cc.download, cc.num_workers))
+            for m in cc.methods for s in cc.seed_list]
 
 def submit_comparison(cc:CompareConfig,     # What to compare
-                      out,                  # The comparison's folder (its jobs log to out/jobs unless `executor` says otherwise)
+                      # The comparison's folder (its jobs log to out/jobs unless `executor` says otherwise)
+                      out,
                       run:RunConfig=None,   # How each job trains: device, precision, channels_last, deterministic
                       executor=None,        # A submitit executor; default `submitit_executor(out/'jobs')`
                      ) -> dict:             # {(method, seed): submitit job}
     "Submit the training of every model of the comparison as a `TrainJob` (a job array on SLURM)."
     out = Path(out); _claim_folder(out, cc)
-    p = cc.resolved(); make_loaders(DataConfig(p.dataset, cc.root, download=cc.download))  # a missing dataset fails here, not in every job
+    # a missing dataset fails here, not in every job
+    p = cc.resolved(); make_loaders(DataConfig(p.dataset, cc.root, download=cc.download))
     runs = comparison_runs(cc, out)
     jobs = submit_training([(cfg, r) for m, s, r, cfg in runs], run, executor or submitit_executor(out/'jobs'))
     return {(m, s): j for (m, s, *_), j in zip(runs, jobs)}
 
 def compare_submitit(cc:CompareConfig, out, run:RunConfig=None, executor=None, progress:bool=True) -> dict:
-    "`compare(cc, out)` with every model trained as its own submitit job: submit, wait for all, then evaluate and report."
+    """`compare(cc, out)` with every model trained as its own submitit job:
+    submit, wait for all, then evaluate and report."""
     run = run or RunConfig(progress=False)
     jobs = submit_comparison(cc, out, run, executor)
     if progress:
@@ -238,33 +282,47 @@ def compare_submitit(cc:CompareConfig, out, run:RunConfig=None, executor=None, p
 # %% ../nbs/17_compare.ipynb #a8cf1329
 @call_parse
 @cli_errors
-def ngebm_compare(preset:str='digits',          # Settings: digits (built in, CPU, minutes), smoke (seconds), cifar10 or cifar100 (GPU, days)
-                  methods:str='ce,jem,ngebm',  # Comma-separated registered methods: ce, jem, ngebm, or a plugin's (igebm, igebm_cond, ssm, dsm, vera)
-                  seeds:str=None,              # Comma-separated seeds, one model per method each, e.g. 1,2,3; default: the preset's 1..n (digits 3, cifar 5)
+def ngebm_compare(preset:str='digits',          # Settings: digits (CPU, minutes), smoke (seconds), cifar10, cifar100
+                  # Comma-separated registered methods: ce, jem, ngebm, or a plugin's (igebm, igebm_cond, ssm, dsm,
+                  # vera)
+                  methods:str='ce,jem,ngebm',
+                  # Comma-separated seeds, one model per method each, e.g. 1,2,3; default: the preset's 1..n (digits 3,
+                  # cifar 5)
+                  seeds:str=None,
                   epochs:int=None,             # Training epochs per model; default: the preset's (digits 12, cifar 150)
                   out:str=None,                # Output folder; default: runs/compare-PRESET
                   root:str='data',             # Dataset folder
                   download:store_true=False,   # Download missing torchvision datasets into ROOT
                   no_attack:store_true=False,  # Skip the PGD evaluation
                   no_generation:store_true=False, # Skip sample quality, distal adversarials and restoration
-                  inception:str=None,          # Inception-v3 weights file (a torchvision state dict) for FID/IS beyond digits
+                  # Inception-v3 weights file (a torchvision state dict) for FID/IS beyond digits
+                  inception:str=None,
                   device:str=None,             # cpu, cuda or cuda:N; default: CUDA when present, else CPU
-                  precision:str='auto',        # Training arithmetic: auto (bf16 where the device has it natively, else fp32), bf16 or fp32 (exact)
+                  # Training arithmetic: auto (bf16 where the device has it natively, else fp32), bf16 or fp32 (exact)
+                  precision:str='auto',
                   channels_last:str='auto',    # Channels-last memory format in training: auto (with bf16), on or off
                   num_workers:int=0,           # DataLoader worker processes in training (0: load in the main process)
-                  tensorboard:store_true=False,# Also write TensorBoard events to each run folder's tb/ (pip install 'ngebm[tensorboard]')
-                  executor:str='inprocess',    # inprocess (one model after another, here) or submitit (one job per model: SLURM, else local processes)
-                  submitit:str='',             # With --executor submitit: the jobs' parameters, e.g. 'slurm_partition=gpu,timeout_min=1440,gpus_per_node=1'
+                  # Also write TensorBoard events to each run folder's tb/ (pip install 'ngebm[tensorboard]')
+                  tensorboard:store_true=False,
+                  # inprocess (one model after another, here) or submitit (one job per model: SLURM, else local
+                  # processes)
+                  executor:str='inprocess',
+                  # With --executor submitit: the jobs' parameters, e.g.
+                  # 'slurm_partition=gpu,timeout_min=1440,gpus_per_node=1'
+                  submitit:str='',
                   no_progress:store_true=False,# No progress lines or bars
                   debug:store_true=False,      # Show the traceback of an error
                  ):
-    "Train the methods with several seeds, evaluate every model, and write the papers' tables and figures (a rerun resumes)."
+    """Train the methods with several seeds, evaluate every model, and write the papers' tables and figures (a rerun
+    resumes)."""
     cc = CompareConfig(preset, parse_list(methods), None if seeds is None else parse_seeds(seeds),
                        epochs, not no_attack, root, download, num_workers,
                        generation=not no_generation, inception=inception)
-    out, run = Path(out or f'runs/compare-{preset}'), RunConfig.from_flags(device, precision, channels_last, tensorboard=tensorboard)
+    out, run = Path(out or f'runs/compare-{preset}'), RunConfig.from_flags(device, precision, channels_last,
+                                                                           tensorboard=tensorboard)
     if check_choice(executor, ('inprocess', 'submitit'), 'executor') == 'submitit':
-        res = compare_submitit(cc, out, run, submitit_executor(out/'jobs', **parse_params(submitit)), progress=not no_progress)
+        res = compare_submitit(cc, out, run, submitit_executor(out/'jobs', **parse_params(submitit)),
+                               progress=not no_progress)
     else:
         if submitit: raise ValueError("--submitit sets the jobs of --executor submitit; add --executor submitit")
         res = compare(cc, out, device, progress=not no_progress, run=run)

@@ -23,7 +23,8 @@ def cpu_flags() -> set:
     m = re.search(r'^flags\s*:(.*)$', text, re.M)
     return set(m.group(1).split()) if m else set()
 
-BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')   # Instructions that do bf16 arithmetic natively (Cooper Lake, Zen 4; Sapphire Rapids)
+# Instructions that do bf16 arithmetic natively (Cooper Lake, Zen 4; Sapphire Rapids)
+BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
 
 def bf16_support(device,          # 'cpu', 'cuda', 'cuda:N' or a torch.device
                  flags:set=None,  # The CPU's feature flags; None: `cpu_flags()`
@@ -37,9 +38,11 @@ def bf16_support(device,          # 'cpu', 'cuda', 'cuda:N' or a torch.device
     if d.type != 'cpu': return False, f"no bf16 fast path for device type {d.type!r}"
     have = sorted((cpu_flags() if flags is None else set(flags)) & set(BF16_CPU_FLAGS))
     cap = torch.backends.cpu.get_cpu_capability()
-    if have and torch.backends.mkldnn.is_available(): return True, f"CPU with {', '.join(have)} (torch kernels: {cap}, oneDNN)"
+    if have and torch.backends.mkldnn.is_available():
+        return True, f"CPU with {', '.join(have)} (torch kernels: {cap}, oneDNN)"
     if have: return False, f"CPU with {', '.join(have)}, but this torch has no oneDNN (mkldnn) to use them"
-    return False, f"CPU without {' or '.join(BF16_CPU_FLAGS)} (torch kernels: {cap}): bf16 would be emulated, slower than fp32"
+    return False, (f"CPU without {' or '.join(BF16_CPU_FLAGS)} (torch kernels: {cap}): "
+                   "bf16 would be emulated, slower than fp32")
 
 # %% ../nbs/00c_precision.ipynb #31f8aadd
 @dataclass(frozen=True)
@@ -58,22 +61,28 @@ def resolve_precision(requested:str='auto',      # 'auto' (bf16 where the hardwa
                       flags:set=None,            # The CPU's feature flags; None: read them
                      ) -> Precision:
     "The precision to run on `device`: bf16 where asked (or 'auto') and supported; otherwise fp32, saying why."
-    if requested not in ('auto', *PRECISIONS): raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {requested!r}")
+    if requested not in ('auto', *PRECISIONS):
+        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {requested!r}")
     d = torch.device(device)
     if requested == 'fp32': return Precision('fp32', d, 'fp32 requested')
-    if deterministic: return Precision('fp32', d, 'deterministic runs are fp32 (bf16 kernels are not bitwise reproducible across thread counts)')
+    if deterministic:
+        return Precision('fp32', d,
+                         'deterministic runs are fp32 (bf16 kernels are not bitwise reproducible across '
+                         'thread counts)')
     ok, why = bf16_support(d, flags)
     return Precision('bf16', d, why) if ok else Precision('fp32', d, f"{why}; falling back to fp32")
 
 # %% ../nbs/00c_precision.ipynb #a799cd91
 def autocast(p:Precision):
-    "bf16 autocast on `p`'s device when `p` is bf16, a no-op context for fp32: wrap a loss (sampling included) or an evaluation in it."
+    """bf16 autocast on `p`'s device when `p` is bf16, a no-op context for fp32:
+    wrap a loss (sampling included) or an evaluation in it."""
     return torch.autocast(p.device.type, torch.bfloat16, enabled=p.bf16)
 
 def _fp32(module, args, out): return out.float() if isinstance(out, Tensor) and out.is_floating_point() else out
 
 def fp32_outputs(model:nn.Module):
-    "Make `model` return fp32 (a forward hook): energies, losses and their reductions then run in fp32 under autocast. Returns the hook's handle."
+    """Make `model` return fp32 (a forward hook):
+    energies, losses and their reductions then run in fp32 under autocast. Returns the hook's handle."""
     return model.register_forward_hook(_fp32)
 
 def channels_last(x):
@@ -86,7 +95,8 @@ def use_fast_path(learn,                 # A Learner: .model, .method (with .los
                   p:Precision,           # bf16: autocast around the method's loss, the model's outputs in fp32
                   channels_last_:bool=False, # Channels-last weights and input batches
                  ):
-    "Switch an existing Learner to the fast path, in place: its method's loss (sampling included) under `p`'s autocast, model outputs fp32."
+    """Switch an existing Learner to the fast path, in place:
+    its method's loss (sampling included) under `p`'s autocast, model outputs fp32."""
     if p.bf16:
         fp32_outputs(learn.model)
         loss = learn.method.loss
@@ -102,5 +112,6 @@ def use_fast_path(learn,                 # A Learner: .model, .method (with .los
 # %% ../nbs/00c_precision.ipynb #2df16dbc
 def rel_error(a:Tensor, ref:Tensor) -> Tensor:
     "Per-sample relative error ||a_i - ref_i|| / ||ref_i||, in float64, shape (B,)."
-    a, ref = a.double().flatten(1) if a.ndim > 1 else a.double()[:, None], ref.double().flatten(1) if ref.ndim > 1 else ref.double()[:, None]
+    rows = lambda t: t.double().flatten(1) if t.ndim > 1 else t.double()[:, None]
+    a, ref = rows(a), rows(ref)
     return (a - ref).norm(dim=1) / ref.norm(dim=1)

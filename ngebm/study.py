@@ -5,9 +5,7 @@
 # %% auto #0
 __all__ = ['FAMILIES', 'VARIANTS', 'Family', 'igebm_study_hp', 'ssm_study_hp', 'vera_study_hp', 'ModelSpec', 'StudyConfig',
            'data_config', 'spec_config', 'load_classifier', 'spec_data_model', 'spec_build', 'scores_for',
-           'score_model', 'study_run', 'train_spec', 'run_study', 'read_evals', 'summary_metrics', 'group_order',
-           'results_table', 'pct_changes', 'change_table', 'flow_table', 'load_scores', 'plot_score_histograms',
-           'plot_low_level', 'plt_subplots', 'auc_pr_np', 'summarize', 'ngebm_study']
+           'score_model', 'study_run', 'train_spec', 'run_study']
 
 # %% ../nbs/21_study.ipynb #649d69d4
 import json, math, os, time
@@ -18,7 +16,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from fastcore.script import call_parse, store_true
 from .core import energy
-from .data import (DataConfig, Loaders, RawImages, TensorImages, Transformed, UniformImages, ConstantImages, InterpImages,
+from .data import (DataConfig, Loaders, RawImages, TensorImages, Transformed, UniformImages, ConstantImages,
+                        InterpImages,
                         dataset_info, load_split, split_indices, train_preprocess, eval_preprocess)
 from .models import WideResNet, BottleneckWideResNet, energy_mlp, EmbeddedEnergy, realnvp_flow
 from .heldout import held_out_loaders, study_ood_sets, feature_loaders, subset_loader, NATURAL, NON_NATURAL
@@ -40,31 +39,38 @@ from .methods.score import SSMConfig
 class Family:
     "How the study trains one family of energy models."
     method:str              # Registered method of the unsupervised (scalar) energy
-    hp:object=None          # Callable: space ('pixel' or 'embed') -> hyperparameters of `method` (None: the method's defaults)
-    sup:str=None            # Registered supervised method whose Config has `gamma` and the same fields (None: `supervised(method)`)
+    # Callable: space ('pixel' or 'embed') -> hyperparameters of `method` (None: the method's defaults)
+    hp:object=None
+    # Registered supervised method whose Config has `gamma` and the same fields (None: `supervised(method)`)
+    sup:str=None
     betas:tuple=(0.9, 0.999) # Adam betas of the energy
     lr:float=None           # Energy learning rate (None: the study's)
     def method_and_hp(self, space:str, gamma:float=0.0) -> tuple:
         "(method name, hyperparameters) for `space`, supervised with weight gamma when gamma > 0."
-        hp = self.hp(space) if self.hp is not None else (method_class(self.method).Config() if method_class(self.method).Config else None)
+        hp = self.hp(space) if self.hp is not None else (method_class(self.method).Config()
+                                                         if method_class(self.method).Config else None)
         if gamma <= 0: return self.method, hp
         if self.sup is not None: return self.sup, method_class(self.sup).Config(**{**asdict(hp), 'gamma': gamma})
         name = supervised(self.method)
         return name, method_class(name).Config(**({'base': hp} if hp is not None else {}), gamma=gamma)
 
 def igebm_study_hp(space:str) -> IGEBMConfig:
-    "IGEBM on digits (ngebm.igebm's digits-scaled recipe) with 10 Langevin steps and 2000 chains; in feature space the chains are not clamped to [-1, 1]."
+    """IGEBM on digits (ngebm.igebm's digits-scaled recipe) with 10 Langevin steps and 2000 chains;
+    in feature space the chains are not clamped to [-1, 1]."""
     return IGEBMConfig(steps=10, buffer_size=2000, clamp=1.0 if space == 'pixel' else 10.0)
 
 def ssm_study_hp(space:str) -> SSMConfig:
-    "Sliced score matching (ngebm.score's defaults: one Rademacher projection, variance reduced, smoothed LeakyReLUs), no sample grids."
+    """Sliced score matching (ngebm.score's defaults:
+    one Rademacher projection, variance reduced, smoothed LeakyReLUs), no sample grids."""
     return SSMConfig(sample_steps=0)
 
 def vera_study_hp(space:str) -> VERAConfig:
-    "VERA on digits: gradient penalty 0.1, k = 20, sigma in [0.01, 0.3] as the VERA code; entropy weight 1 (see the text); latent 16, width 256."
+    """VERA on digits: gradient penalty 0.1, k = 20, sigma in [0.01, 0.3] as the VERA code;
+    entropy weight 1 (see the text); latent 16, width 256."""
     return VERAConfig(entropy_weight=1.0, grad_penalty=0.1, noise_dim=16, hidden=256, g_lr=2e-3, post_lr=1e-3)
 
-FAMILIES = {'igebm': Family('igebm', igebm_study_hp, betas=(0.0, 0.999)),   # IGEBM paper Sec. 9.6: Adam beta1 = 0, beta2 = 0.999
+# IGEBM paper Sec. 9.6: Adam beta1 = 0, beta2 = 0.999
+FAMILIES = {'igebm': Family('igebm', igebm_study_hp, betas=(0.0, 0.999)),
             'ssm': Family('ssm', ssm_study_hp),
             'vera': Family('vera', vera_study_hp, 'vera_sup', betas=(0.0, 0.9))}
 
@@ -80,7 +86,8 @@ class ModelSpec:
     seed:int=1
     def __post_init__(self):
         if self.variant not in VARIANTS: raise ValueError(f"variant must be one of {VARIANTS}; got {self.variant!r}")
-        if (self.variant == 'sup') != (self.gamma > 0): raise ValueError(f"gamma > 0 exactly for variant 'sup'; got {self.variant!r} with gamma {self.gamma}")
+        if (self.variant == 'sup') != (self.gamma > 0):
+            raise ValueError(f"gamma > 0 exactly for variant 'sup'; got {self.variant!r} with gamma {self.gamma}")
     @property
     def group(self) -> str:
         "The model without its seed, e.g. 'vera sup g=1'."
@@ -111,16 +118,21 @@ class StudyConfig:
     mlp_hidden:int=256             # Width of the embedding energies
     max_batches:int=None           # Cap on iterations per epoch (tests)
     def __post_init__(self):
-        self.families, self.gammas, self.seeds, self.in_classes = (tuple(self.families), tuple(float(g) for g in self.gammas),
-                                                                   tuple(int(s) for s in self.seeds), tuple(self.in_classes))
+        self.families, self.gammas, self.seeds, self.in_classes = (tuple(self.families),
+                                                                   tuple(float(g) for g in self.gammas),
+                                                                   tuple(int(s) for s in self.seeds),
+                                                                   tuple(self.in_classes))
         missing = [f for f in self.families if f not in FAMILIES]
-        if missing: raise ValueError(f"unknown families {missing}; registered: {', '.join(FAMILIES)} (igebm and ssm register when their modules are importable)")
+        if missing:
+            raise ValueError(f"unknown families {missing}; registered: {', '.join(FAMILIES)} (igebm and ssm register "
+                             "when their modules are importable)")
         if any(g <= 0 for g in self.gammas): raise ValueError(f"gammas must be > 0; got {self.gammas}")
         if not self.seeds: raise ValueError("seeds must not be empty")
     @classmethod
     def tiny(cls, **kw):
         "Seconds per model: for tests."
-        return cls(**{**dict(gammas=(1.0,), seeds=(1,), epochs=1, clf_epochs=1, depth=10, width=1, batch_size=32, max_batches=2,
+        return cls(**{**dict(gammas=(1.0,), seeds=(1,), epochs=1, clf_epochs=1, depth=10, width=1, batch_size=32,
+                             max_batches=2,
                            flow_layers=2, flow_hidden=32, mlp_hidden=32), **kw})
 
     def specs(self) -> list:
@@ -144,14 +156,18 @@ def spec_config(study:StudyConfig, spec:ModelSpec) -> TrainConfig:
     elif spec.family == 'flow': method, hp, betas, lr, epochs = 'mle', None, (0.9, 0.999), study.lr, study.epochs
     else:
         fam = FAMILIES[spec.family]
-        (method, hp), betas, lr, epochs = fam.method_and_hp(spec.space, spec.gamma), fam.betas, fam.lr or study.lr, study.epochs
-    return TrainConfig(method=method, epochs=epochs, seed=spec.seed, data=data_config(study), model=ModelConfig(study.depth, study.width),
+        (method, hp), betas, lr, epochs = fam.method_and_hp(spec.space,
+                                                            spec.gamma), fam.betas, fam.lr or study.lr, study.epochs
+    return TrainConfig(method=method, epochs=epochs, seed=spec.seed, data=data_config(study),
+                       model=ModelConfig(study.depth, study.width),
                        optim=OptimConfig(lr=lr, betas=betas, warmup_iters=study.warmup, decay_epochs=()), hp=hp)
 
 def load_classifier(study:StudyConfig, out:Path, seed:int, device='cpu') -> WideResNet:
     "The trained cross-entropy classifier of `seed` (last checkpoint), frozen, in eval mode."
     folder = Path(out)/ModelSpec('classifier', seed=seed).folder
-    if not (folder/'eval.json').exists(): raise FileNotFoundError(f"{folder} holds no finished classifier; the embedding models of seed {seed} need it: run the study (it trains classifiers first)")
+    if not (folder/'eval.json').exists():
+        raise FileNotFoundError(f"{folder} holds no finished classifier; the embedding models of seed {seed} need it: "
+                                "run the study (it trains classifiers first)")
     m = WideResNet(study.depth, study.width, len(study.in_classes), 1)
     m.load_state_dict(load_checkpoint(folder/'last.pt', device)['model'])
     return m.to(device).eval().requires_grad_(False)
@@ -164,15 +180,19 @@ def spec_data_model(study:StudyConfig, spec:ModelSpec, out:Path, device) -> tupl
     if spec.variant == 'embed':
         ext = load_classifier(study, out, spec.seed, device)
         fdls, sf = feature_loaders(ext, dls, dcfg)
-        head = realnvp_flow(fdls.shape, study.flow_layers, study.flow_hidden) if spec.family == 'flow' else energy_mlp(fdls.shape[0], 1, study.mlp_hidden)
+        head = realnvp_flow(fdls.shape, study.flow_layers,
+                            study.flow_hidden) if spec.family == 'flow' else energy_mlp(fdls.shape[0], 1,
+                                                                                        study.mlp_hidden)
         return fdls, head.to(device), EmbeddedEnergy(ext, head, sf.mean.to(device), sf.std.to(device))
     if spec.family == 'flow': model = realnvp_flow(dls.shape, study.flow_layers, study.flow_hidden)
-    elif spec.variant == 'bottleneck': model = BottleneckWideResNet(study.depth, study.width, n_out, dls.shape[0], bottleneck=study.bottleneck)
+    elif spec.variant == 'bottleneck':
+        model = BottleneckWideResNet(study.depth, study.width, n_out, dls.shape[0], bottleneck=study.bottleneck)
     else: model = WideResNet(study.depth, study.width, n_out, dls.shape[0])
     return dls, model.to(device), model
 
 def spec_build(study:StudyConfig, spec:ModelSpec, out:Path) -> tuple:
-    "(build, scorer): the `build` that `train` calls for one spec's data and model, and a dict that receives the model scoring images."
+    """(build, scorer): the `build` that `train` calls for one spec's data and model, and a dict that receives the model
+    scoring images."""
     scorer = {}
     def build(cfg, method, device):
         dls, model, scorer['model'] = spec_data_model(study, spec, out, device)
@@ -202,10 +222,12 @@ def train_spec(study:StudyConfig, # The study
                out:Path,          # The study folder; the model goes to out/spec.folder
                run:RunConfig=None, # Device, progress, determinism (precision: always fp32, `study_run`)
               ) -> dict:          # The model's eval.json
-    "Train one model into its run folder (resuming it if interrupted), score it, write eval.json and scores.pt; skip a finished one."
+    """Train one model into its run folder (resuming it if interrupted), score it, write eval.json and scores.pt;
+    skip a finished one."""
     run, folder = study_run(run), Path(out)/spec.folder
     cfg = spec_config(study, spec)
-    if (folder/'eval.json').exists() and (ev := json.loads((folder/'eval.json').read_text()))['epochs'] == cfg.epochs: return ev
+    if (folder/'eval.json').exists() and (ev := json.loads((folder/'eval.json').read_text()))['epochs'] == cfg.epochs:
+        return ev
     build, scorer = spec_build(study, spec, out)
     train(cfg, folder, run, resume=True, build=build)
     rep, history = score_model(study, spec, scorer['model'], run.torch_device), read_log(folder)
@@ -235,7 +257,8 @@ def run_study(study:StudyConfig,  # What to train
               workers:int=1,      # Models trained at once, in separate processes of one thread each
               log=print,          # Progress lines (None: silent)
              ) -> list:           # Every model's eval.json (or its error)
-    "Train and score every model of the study (finished ones are skipped), classifiers and pixel models before embedding models."
+    """Train and score every model of the study (finished ones are skipped), classifiers and pixel models before
+    embedding models."""
     out, run = Path(out), run or RunConfig(progress=False)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out/'study.json', json.dumps(asdict(study), indent=1))
@@ -256,184 +279,3 @@ def _log_result(log, r, i, n, t0):
     if log is None: return
     what = f"error: {r['error']}" if 'error' in r else f"{r['train_seconds']:.0f} s training"
     log(f"[{i}/{n}, {time.perf_counter() - t0:.0f} s] {r['group']} seed {r['spec']['seed']}: {what}")
-
-# %% ../nbs/21_study.ipynb #b3d0a844
-def read_evals(out:str|Path) -> list:
-    "Every finished model's eval.json under the study folder."
-    return [json.loads(p.read_text()) for p in sorted(Path(out).glob('*/seed*/eval.json'))]
-
-def summary_metrics(ev:dict, score:str='log p(x)') -> dict:
-    "AUC-PR and AUROC of one model and score: natural, mean of the non-natural sets, and each set."
-    m = ev['metrics']
-    out = {}
-    for metric in ('AUC-PR', 'AUROC'):
-        t = m[metric][score]
-        out[f'{metric} natural'] = t[NATURAL]
-        out[f'{metric} non-natural'] = float(np.mean([t[k] for k in NON_NATURAL]))
-        out.update({f'{metric} {k}': t[k] for k in NON_NATURAL})
-    return out
-
-def group_order(study:StudyConfig) -> list:
-    "Model groups in table order."
-    seen = []
-    for s in study.specs():
-        if s.group not in seen: seen.append(s.group)
-    return seen
-
-# %% ../nbs/21_study.ipynb #3915396b
-def results_table(evals:list, study:StudyConfig, score:str='log p(x)', cols=('AUC-PR natural', 'AUC-PR non-natural', 'AUROC natural', 'AUROC non-natural')) -> str:
-    "Markdown: one row per model group, mean ± s.e. over seeds of each column, for one score."
-    by = {}
-    for e in evals:
-        if score in e['metrics']['AUC-PR']: by.setdefault(e['group'], []).append(summary_metrics(e, score))
-    rows = [f"| model ({score}) | n | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
-    for g in group_order(study):
-        if g not in by: continue
-        rows.append(f"| {g} | {len(by[g])} | " + " | ".join(fmt_mean_se(*mean_se([r[c] for r in by[g]]), digits=3) for c in cols) + " |")
-    return "\n".join(rows)
-
-def pct_changes(evals:list, study:StudyConfig, score:str='log p(x)', metric:str='AUC-PR') -> dict:
-    "{family: {group: {'natural': [per-seed %], 'non-natural': [...]}}}: each variant against its family's pixel model of the same seed."
-    idx = {(e['group'], e['spec']['seed']): summary_metrics(e, score) for e in evals if score in e['metrics'][metric]}
-    out = {}
-    for g in group_order(study):
-        fam, variant = g.split()[0], g.split()[1]
-        if variant == 'pixel' or fam in ('classifier',): continue
-        base = f"{fam} pixel"
-        for s in study.seeds:
-            if (g, s) not in idx or (base, s) not in idx: continue
-            d = out.setdefault(fam, {}).setdefault(g, {'natural': [], 'non-natural': []})
-            for k in d: d[k].append(100 * (idx[(g, s)][f'{metric} {k}'] - idx[(base, s)][f'{metric} {k}']) / idx[(base, s)][f'{metric} {k}'])
-    return out
-
-def change_table(evals:list, study:StudyConfig, score:str='log p(x)') -> str:
-    "The poster's presentation: % change of AUC-PR against the family's unsupervised pixel-space model, mean ± s.e. over seeds."
-    rows = ["| family | intervention | natural (%) | non-natural (%) |", "|---|---|---|---|"]
-    for fam, groups in pct_changes(evals, study, score).items():
-        for g, d in groups.items():
-            rows.append(f"| {fam} | {g[len(fam) + 1:]} | {fmt_mean_se(*mean_se(d['natural']), 1)} | {fmt_mean_se(*mean_se(d['non-natural']), 1)} |")
-    return "\n".join(rows)
-
-def flow_table(evals:list, study:StudyConfig, score:str='log p(x)') -> str:
-    "% change of AUC-PR of each unsupervised EBM (pixel and embedding space) against the flow in the same space and seed."
-    idx = {(e['group'], e['spec']['seed']): summary_metrics(e, score) for e in evals}
-    rows = ["| model | against | natural (%) | non-natural (%) |", "|---|---|---|---|"]
-    for fam in study.families:
-        for space in ('pixel', 'embed'):
-            g, f = f"{fam} {space}", f"flow {space}"
-            d = {k: [100 * (idx[(g, s)][f'AUC-PR {k}'] - idx[(f, s)][f'AUC-PR {k}']) / idx[(f, s)][f'AUC-PR {k}']
-                     for s in study.seeds if (g, s) in idx and (f, s) in idx] for k in ('natural', 'non-natural')}
-            if d['natural']: rows.append(f"| {g} | {f} | {fmt_mean_se(*mean_se(d['natural']), 1)} | {fmt_mean_se(*mean_se(d['non-natural']), 1)} |")
-    return "\n".join(rows)
-
-# %% ../nbs/21_study.ipynb #d832f367
-def load_scores(out:str|Path, spec:ModelSpec) -> dict:
-    "{set: {score: tensor}} of one scored model."
-    return torch.load(Path(out)/spec.folder/'scores.pt', weights_only=True)
-
-def plot_score_histograms(out:str|Path, study:StudyConfig, groups:list, seed:int=None, score:str='log p(x)', bins:int=30, size:float=2.0):
-    "Rows: model groups; columns: OOD sets. In-distribution test images green, the OOD set red; AUC-PR in each title."
-    seed = seed or study.seeds[0]
-    groups = [g for g in groups if (Path(out)/ModelSpec(**_spec_of(g, seed)).folder/'scores.pt').exists()]
-    sets = [NATURAL, *NON_NATURAL]
-    fig, axs = plt_subplots(len(groups), len(sets), (size * len(sets), size * len(groups)))
-    for i, g in enumerate(groups):
-        sc = load_scores(out, ModelSpec(**_spec_of(g, seed)))
-        a = sc['in-dist'][score].numpy()
-        for j, k in enumerate(sets):
-            b, ax = sc[k][score].numpy(), axs[i, j]
-            edges = np.histogram_bin_edges(np.r_[a, b], bins)
-            ax.hist(a, edges, density=True, color='tab:green', alpha=.6); ax.hist(b, edges, density=True, color='tab:red', alpha=.6)
-            ax.set_title(f"AUC-PR {auc_pr_np(a, b):.2f}", fontsize=8); ax.set_yticks([]); ax.tick_params(labelsize=6)
-            if i == 0: ax.annotate(k, (.5, 1.3), xycoords='axes fraction', ha='center', fontsize=9, weight='bold')
-            if j == 0: ax.set_ylabel(g, fontsize=8)
-    fig.suptitle(f"{score}: in-distribution (green) against OOD (red), seed {seed}", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-def plot_low_level(out:str|Path, study:StudyConfig, seed:int=None, score:str='log p(x)', bins:int=30, size:float=2.4):
-    "The poster's last figure: the density of low-level inputs (noise, constants) against images, without and with bottleneck, per family."
-    seed, fams = seed or study.seeds[0], list(study.families)
-    fig, axs = plt_subplots(len(fams), 2, (2 * size * 1.4, size * len(fams)))
-    for i, f in enumerate(fams):
-        for j, variant in enumerate(('pixel', 'bottleneck')):
-            spec, ax = ModelSpec(f, variant, seed=seed), axs[i, j]
-            if not (Path(out)/spec.folder/'scores.pt').exists(): ax.set_axis_off(); continue
-            sc = load_scores(out, spec)
-            vals = {'images (in-dist)': sc['in-dist'][score].numpy(), **{k: sc[k][score].numpy() for k in ('uniform', 'constant', 'gaussian')}}
-            edges = np.histogram_bin_edges(np.concatenate(list(vals.values())), bins)
-            for (k, v), c in zip(vals.items(), ('tab:green', 'tab:red', 'tab:purple', 'tab:orange')):
-                ax.hist(v, edges, density=True, alpha=.55, color=c, label=k)
-            img, low = vals['images (in-dist)'], np.concatenate([vals[k] for k in ('uniform', 'constant', 'gaussian')])
-            gap = (np.median(img) - np.median(low)) / (np.std(img) + 1e-12)
-            ax.set_title(f"{f}, {'with' if variant == 'bottleneck' else 'no'} bottleneck: gap {gap:.1f} sd", fontsize=8)
-            ax.set_yticks([]); ax.tick_params(labelsize=6)
-            if i == 0 and j == 0: ax.legend(fontsize=6)
-    fig.tight_layout()
-    return fig
-
-def plt_subplots(nrows, ncols, figsize):
-    from matplotlib.figure import Figure   # no pyplot state in the library
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-def auc_pr_np(a, b) -> float:
-    from ngebm.ood import auc_pr
-    return auc_pr(a, b)
-
-def _spec_of(group:str, seed:int) -> dict:
-    "ModelSpec fields of a group name and seed."
-    parts = group.split()
-    return dict(family=parts[0], variant=parts[1], gamma=float(parts[2][2:]) if len(parts) > 2 else 0.0, seed=seed)
-
-# %% ../nbs/21_study.ipynb #e7e5cb2f
-def summarize(out:str|Path,          # Study folder
-              study:StudyConfig=None, # Default: the folder's study.json
-             ) -> dict:               # {'tables': {name: markdown}, 'failed': [...], 'seconds': total training seconds}
-    "Write tables.md, results.json and the figures of a (possibly partial) study folder."
-    out = Path(out)
-    study = study or StudyConfig(**json.loads((out/'study.json').read_text()))
-    evals = read_evals(out)
-    failed = sorted(str(p.parent.relative_to(out)) + ': ' + p.read_text().strip() for p in out.glob('*/seed*/failed.txt') if not (p.parent/'eval.json').exists())
-    tables = {'log p(x)': results_table(evals, study), 'approximate mass': results_table(evals, study, 'approx. mass'),
-              'max p(y|x)': results_table(evals, study, 'max p(y|x)'),
-              'per non-natural set, AUC-PR of log p(x)': results_table(evals, study, cols=tuple(f'AUC-PR {k}' for k in NON_NATURAL)),
-              '% change of AUC-PR (log p(x)) against the unsupervised pixel-space model': change_table(evals, study),
-              '% change of AUC-PR (log p(x)) of the unsupervised EBMs against the flow': flow_table(evals, study)}
-    secs = sum(e['train_seconds'] for e in evals)
-    md_ = "\n\n".join(f"### {k}\n\n{v}" for k, v in tables.items()) + f"\n\nModels: {len(evals)}, training time {secs / 60:.1f} min (sum over models).\n"
-    if failed: md_ += "\nFailed: " + "; ".join(failed) + "\n"
-    rolled = [f"{e['group']} seed {e['spec']['seed']} ({e['rollbacks']} rollbacks, reseeded)" for e in evals if e.get('rollbacks')]
-    if rolled: md_ += "\nRolled back after a divergence, reseeded and kept in the tables: " + "; ".join(rolled) + "\n"
-    write_text_atomic(out/'tables.md', md_)
-    write_text_atomic(out/'results.json', json.dumps(dict(study=asdict(study), models=evals, failed=failed), indent=1))
-    groups = [f"{f} pixel" for f in study.families] + ['flow pixel'] + [f"{f} embed" for f in study.families] + ['flow embed']
-    for name, fig in (('histograms.png', plot_score_histograms(out, study, groups)), ('low_level.png', plot_low_level(out, study))):
-        atomic_write(out/name, lambda p: fig.savefig(p, dpi=90, format='png'))
-    return dict(tables=tables, failed=failed, seconds=secs)
-
-# %% ../nbs/21_study.ipynb #2bd8e9c9
-@call_parse
-@cli_errors
-def ngebm_study(out:str='study',         # Study folder (resumable: finished models are skipped)
-                size:str='default',      # 'default' (the digits study) or 'tiny' (seconds, for tests)
-                families:str=None,       # Comma-separated EBM families (default: igebm,ssm,vera)
-                seeds:str=None,          # Comma-separated seeds (default: 1,2,3)
-                gammas:str=None,         # Comma-separated cross-entropy weights (default: 0.1,1,10)
-                in_classes:str=None,     # Comma-separated training classes (default: 0,1,2,3,4)
-                epochs:int=None,         # Epochs of the EBMs and flows (default: 30)
-                workers:int=1,           # Models trained at once (one thread each); 2 on a 2-core machine
-                device:str='cpu',        # Torch device of every model
-                debug:store_true=False,  # Show tracebacks
-               ):
-    "The OOD-with-EBMs study on digits: train, score and tabulate every model; writes tables.md, results.json, histograms.png, low_level.png."
-    if size not in ('default', 'tiny'): raise ValueError(f"--size must be default or tiny; got {size!r}")
-    split = lambda s, f: tuple(f(v) for v in s.split(',') if v.strip())
-    kw = {k: v for k, v in dict(families=families and split(families, str), seeds=seeds and split(seeds, int),
-                                gammas=gammas and split(gammas, float), in_classes=in_classes and split(in_classes, int), epochs=epochs).items() if v}
-    study = StudyConfig.tiny(**kw) if size == 'tiny' else StudyConfig(**kw)
-    t0 = time.perf_counter()
-    run_study(study, out, RunConfig(device=device, progress=False), workers)
-    res = summarize(out, study)
-    print("\n\n".join(f"{k}\n{v}" for k, v in res['tables'].items() if k.startswith(('log', '%'))))
-    print(f"\n{out}: tables.md, results.json, histograms.png, low_level.png; {time.perf_counter() - t0:.0f} s wall clock")

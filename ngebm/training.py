@@ -18,10 +18,13 @@ from .precision import fp32_outputs, channels_last
 from .learner import Learner, MaxBatchesCB, LRScheduleCB, seed_everything, deterministic_mode
 from .methods import method_class
 from .methods.ngebm import NGEBMConfig
-from .config import TrainConfig, RunConfig, GuardConfig, OptimConfig, PRESETS, lr_at, make_optimizer, set_hp, preset_config, preset_for
+from .config import (TrainConfig, RunConfig, GuardConfig, OptimConfig, PRESETS, lr_at, make_optimizer, set_hp,
+                          preset_config, preset_for)
 from .runs import run_lock, open_run, load_checkpoint
-from .callbacks import MetricsCB, OutlierEnergyCB, ValidCB, GuardCB, ProgressCB, CheckpointCB, LogCB, SamplesCB, MemoryCheckpoint
-from .distributed import dist_env, launched_distributed, rank_device, process_group, rank_config, data_parallel, _on_rank0
+from .callbacks import (MetricsCB, OutlierEnergyCB, ValidCB, GuardCB, ProgressCB, CheckpointCB, LogCB, SamplesCB,
+                             MemoryCheckpoint)
+from .distributed import (dist_env, launched_distributed, rank_device, process_group, rank_config, data_parallel,
+                               _on_rank0)
 from .distributed import ReplicaCheckpointCB
 from .tensorboard import TensorBoardCB
 from .cli import check_choice, check_flags, parse_seeds, cli_errors
@@ -29,7 +32,8 @@ from .cli import check_choice, check_flags, parse_seeds, cli_errors
 # %% ../nbs/14_training.ipynb #0883838b
 @contextlib.contextmanager
 def configure_cuda(run:RunConfig):
-    "For the block, on CUDA: cuDNN autotuning (not in deterministic runs) and TF32 matmuls and convolutions. On CPU: nothing."
+    """For the block, on CUDA: cuDNN autotuning (not in deterministic runs) and TF32 matmuls and convolutions.
+    On CPU: nothing."""
     if run.torch_device.type != 'cuda': yield; return
     b = torch.backends
     old = b.cudnn.benchmark, b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32
@@ -41,7 +45,8 @@ def configure_cuda(run:RunConfig):
 
 # %% ../nbs/14_training.ipynb #050ac5d8
 def build_data_model(cfg:TrainConfig, method, device) -> tuple:
-    "(loaders, model) of `cfg`: its dataset and its Wide-ResNet, K outputs for a classifier method, one for a scalar energy."
+    """(loaders, model) of `cfg`: its dataset and its Wide-ResNet, K outputs for a classifier method, one for a scalar
+    energy."""
     dls, m = make_loaders(cfg.data), cfg.model
     n_out = dls.n_classes if method.classifier else 1
     model = WideResNet(m.depth, m.widen_factor, n_out, dls.shape[0], norm=m.norm, dropout=m.dropout)
@@ -53,7 +58,8 @@ def build_learner(cfg:TrainConfig,     # What to train
                   checkpointer=None,   # What the guard rolls back through (default: a `MemoryCheckpoint`)
                   build=None,          # (cfg, method, device) -> (loaders, model); default `build_data_model`
                  ) -> Learner:
-    "Data, model, method and optimiser of `cfg`, seeded as every run is, with the standard callbacks: a Learner ready to `fit`."
+    """Data, model, method and optimiser of `cfg`, seeded as every run is, with the standard callbacks:
+    a Learner ready to `fit`."""
     run = run or RunConfig(); device = run.torch_device
     method = method_class(cfg.method)(cfg.hp)
     seed_everything(cfg.seed)
@@ -71,7 +77,8 @@ def build_learner(cfg:TrainConfig,     # What to train
 
 # %% ../nbs/14_training.ipynb #2afe92e4
 def _folder_cbs(cfg:TrainConfig, out:Path, run:RunConfig) -> list:
-    "The callbacks of the process that writes the run folder: log, sample grids, progress and TensorBoard as `run` asks."
+    """The callbacks of the process that writes the run folder:
+    log, sample grids, progress and TensorBoard as `run` asks."""
     return ([LogCB(out), SamplesCB(out)] + ([ProgressCB()] if run.progress else [])
             + ([TensorBoardCB(out, cfg)] if run.tensorboard else []))
 
@@ -98,7 +105,8 @@ def _train_rank(cfg, out, run, resume, cbs, build) -> list:
             opened['st'] = open_run(out, cfg, resume)
             return opened['st'] is not None
         return _open_and_fit(learn, cfg,
-                             lambda: (opened.get('st') or load_checkpoint(out/'last.pt', device)) if _on_rank0(open_folder) else None)
+                             lambda: (opened.get('st') or load_checkpoint(out/'last.pt', device))
+                                     if _on_rank0(open_folder) else None)
 
 def train(cfg:TrainConfig,    # What to train
           out:str|Path,       # Run folder
@@ -107,63 +115,95 @@ def train(cfg:TrainConfig,    # What to train
           cbs=(),             # Extra callbacks, e.g. `FaultCB` in tests
           build=None,         # Data and model other than `cfg`'s (see `build_learner`)
          ) -> list:           # The per-epoch log records of this call
-    "Train `cfg` into the run folder `out`, committing it after every epoch; one rank's share when launched by torchrun."
+    """Train `cfg` into the run folder `out`, committing it after every epoch;
+    one rank's share when launched by torchrun."""
     run, out = run or RunConfig(), Path(out)
     if launched_distributed(): return _train_rank(cfg, out, run, resume, cbs, build)
     with deterministic_mode(run.deterministic), configure_cuda(run):
-        learn = build_learner(cfg, run, _folder_cbs(cfg, out, run) + list(cbs), CheckpointCB(out), build)  # a bad config fails here, before the folder is touched
+        # a bad config fails here, before the folder is touched
+        learn = build_learner(cfg, run, _folder_cbs(cfg, out, run) + list(cbs), CheckpointCB(out), build)
         with run_lock(out): return _open_and_fit(learn, cfg, lambda: open_run(out, cfg, resume))
 
 # %% ../nbs/14_training.ipynb #c6b0ef33
 @call_parse
 @cli_errors(flags={})
-def ngebm_train(method:str='ngebm',          # Training method, a registered name: ce, jem, ngebm, or a plugin's (igebm, igebm_cond, ssm, dsm, vera)
-                preset:str=None,             # Settings to start from: digits, smoke, cifar10 or cifar100; default: the one for --dataset
-                dataset:str=None,            # digits (built in), cifar10, cifar100 or svhn; default: the preset's (digits)
-                depth:int=None,              # Wide-ResNet depth, 6n+4 layers; default: the preset's (digits 10, cifar 28)
-                width:int=None,              # Wide-ResNet widen factor k (channels 16k, 32k, 64k); default: the preset's (digits 2, cifar 10)
-                norm:str=None,               # Normalisation: batch, instance, layer, act or spectral; default: none (JEM)
+def ngebm_train(method:str='ngebm',          # A registered method: ce, jem, ngebm, igebm, igebm_cond, ssm, dsm, vera
+                # Settings to start from: digits, smoke, cifar10 or cifar100; default: the one for --dataset
+                preset:str=None,
+                # digits (built in), cifar10, cifar100 or svhn; default: the preset's (digits)
+                dataset:str=None,
+                # Wide-ResNet depth, 6n+4 layers; default: the preset's (digits 10, cifar 28)
+                depth:int=None,
+                # Wide-ResNet widen factor k (channels 16k, 32k, 64k); default: the preset's (digits 2, cifar 10)
+                width:int=None,
+                # Normalisation: batch, instance, layer, act or spectral; default: none (JEM)
+                norm:str=None,
                 epochs:int=None,             # Training epochs; default: the preset's (digits 12, cifar 150)
-                seeds:str='1',               # Comma-separated seeds (positive integers), one run folder OUT/seed<s> each
+                # Comma-separated seeds (positive integers), one run folder OUT/seed<s> each
+                seeds:str='1',
                 out:str='runs',              # Output folder
-                resume:store_true=False,     # Continue the runs in OUT from their last.pt (after a crash, or with a larger --epochs)
+                # Continue the runs in OUT from their last.pt (after a crash, or with a larger --epochs)
+                resume:store_true=False,
                 batch_size:int=64,           # Images per iteration
-                lr:float=None,               # Adam learning rate after warm-up; default: the preset's (digits 1e-3, cifar 1e-4)
-                warmup:int=None,             # Linear learning-rate warm-up, in iterations; default: the preset's (digits 100, cifar 1000)
-                schedule:str=None,           # Learning-rate decay x0.3: paper (epochs 50, 100) or code (JEM 160, 180; NG-EBM none); default: the preset's (digits: epoch 8)
-                hp:str='',                   # The method's hyperparameters as name=value pairs, e.g. 'sgld.steps=40,loss.l2=0.1' (jem) or 'beta=0.1' (ngebm); default: the method's, with the preset's SGLD steps and buffer
-                recipe:str=None,             # NG-EBM loss weights before --hp: paper (0.5/0.5) or code (1/1 + batch variance 1); default: the preset's
+                # Adam learning rate after warm-up; default: the preset's (digits 1e-3, cifar 1e-4)
+                lr:float=None,
+                # Linear learning-rate warm-up, in iterations; default: the preset's (digits 100, cifar 1000)
+                warmup:int=None,
+                # Learning-rate decay x0.3: paper (epochs 50, 100) or code (JEM 160, 180; NG-EBM none); default: the
+                # preset's (digits: epoch 8)
+                schedule:str=None,
+                # The method's hyperparameters as name=value pairs, e.g. 'sgld.steps=40,loss.l2=0.1' (jem) or 'beta=0.1'
+                # (ngebm); default: the method's, with the preset's SGLD steps and buffer
+                hp:str='',
+                # NG-EBM loss weights before --hp: paper (0.5/0.5) or code (1/1 + batch variance 1); default: the
+                # preset's
+                recipe:str=None,
                 labels_per_class:int=None,   # Keep this many labels per class (semi-supervised); default: all
-                max_retries:int=3,           # Divergence rollbacks before giving up; each halves the learning rate and doubles the SGLD steps
+                # Divergence rollbacks before giving up; each halves the learning rate and doubles the SGLD steps
+                max_retries:int=3,
                 root:str='data',             # Dataset folder
                 download:store_true=False,   # Download missing torchvision datasets into ROOT
                 num_workers:int=0,           # DataLoader worker processes (0: load in the main process)
                 device:str=None,             # cpu, cuda or cuda:N; default: CUDA when present, else CPU
-                precision:str='auto',        # auto: bf16 where the device has it natively (CPU with AVX512-BF16 or AMX, CUDA), else fp32; bf16; fp32 (exact)
+                # auto: bf16 where the device has it natively (CPU with AVX512-BF16 or AMX, CUDA), else fp32; bf16; fp32
+                # (exact)
+                precision:str='auto',
                 channels_last:str='auto',    # Channels-last memory format: auto (with bf16), on or off
                 max_batches:int=None,        # Cap on iterations per epoch (smoke tests); default: no cap
-                deterministic:store_true=False, # One CPU thread and deterministic kernels: bitwise-reproducible runs and resumes
-                tensorboard:store_true=False, # Also write TensorBoard events to each run folder's tb/ (pip install 'ngebm[tensorboard]')
+                # One CPU thread and deterministic kernels: bitwise-reproducible runs and resumes
+                deterministic:store_true=False,
+                # Also write TensorBoard events to each run folder's tb/ (pip install 'ngebm[tensorboard]')
+                tensorboard:store_true=False,
                 no_progress:store_true=False,   # No progress bars or epoch lines
                 debug:store_true=False,      # Show the traceback of an error
                ):
-    "Train one model per seed, starting from a preset; each run folder holds config.json, log.jsonl, last.pt, best.pt (and sample grids for sampling methods)."
-    check_flags(epochs=(epochs, 1), depth=(depth, 1), width=(width, 1), warmup=(warmup, 0), lr=(lr, 0, '>'), batch_size=(batch_size, 1),
-                labels_per_class=(labels_per_class, 1), max_retries=(max_retries, 0), num_workers=(num_workers, 0), max_batches=(max_batches, 1))
+    """Train one model per seed, starting from a preset;
+    each run folder holds config.json, log.jsonl, last.pt, best.pt (and sample grids for sampling methods)."""
+    check_flags(epochs=(epochs, 1), depth=(depth, 1), width=(width, 1), warmup=(warmup, 0), lr=(lr, 0, '>'),
+                batch_size=(batch_size, 1),
+                labels_per_class=(labels_per_class, 1), max_retries=(max_retries, 0), num_workers=(num_workers, 0),
+                max_batches=(max_batches, 1))
     for flag, v, ok in (('schedule', schedule, (None, 'paper', 'code')), ('recipe', recipe, (None, 'paper', 'code'))):
         if v not in ok: raise ValueError(f"--{flag} must be paper or code; got {v!r}")
-    if recipe and method != 'ngebm': raise ValueError(f"--recipe sets NG-EBM's loss weights; method {method!r} has none")
-    cls, p = method_class(method), PRESETS[check_choice(preset, PRESETS, 'preset') if preset else preset_for(dataset or 'digits')]
-    p = replace(p, **{k: v for k, v in dict(dataset=dataset, depth=depth, width=width, epochs=epochs, lr=lr, warmup=warmup).items() if v is not None})
-    if schedule: p = replace(p, decay_epochs=(OptimConfig.code(method) if schedule == 'code' else OptimConfig()).decay_epochs)
+    if recipe and method != 'ngebm':
+        raise ValueError(f"--recipe sets NG-EBM's loss weights; method {method!r} has none")
+    cls = method_class(method)
+    p = PRESETS[check_choice(preset, PRESETS, 'preset') if preset else preset_for(dataset or 'digits')]
+    p = replace(p, **{k: v for k, v in dict(dataset=dataset, depth=depth, width=width, epochs=epochs, lr=lr,
+                                            warmup=warmup).items() if v is not None})
+    if schedule:
+        p = replace(p, decay_epochs=(OptimConfig.code(method) if schedule == 'code' else OptimConfig()).decay_epochs)
     run = RunConfig.from_flags(device, precision, channels_last, max_batches=max_batches, progress=not no_progress,
                                deterministic=deterministic, tensorboard=tensorboard)
     for s in parse_seeds(seeds):
         cfg = preset_config(p, method, s, root, download)
         params = getattr(NGEBMConfig, recipe)() if recipe else cfg.hp
-        cfg = replace(cfg, data=replace(cfg.data, batch_size=batch_size, num_workers=num_workers, labels_per_class=labels_per_class),
-                      model=replace(cfg.model, norm=norm), guard=GuardConfig(max_retries=max_retries), hp=set_hp(params, hp))
+        cfg = replace(cfg, data=replace(cfg.data, batch_size=batch_size, num_workers=num_workers,
+                                        labels_per_class=labels_per_class),
+                      model=replace(cfg.model, norm=norm), guard=GuardConfig(max_retries=max_retries),
+                      hp=set_hp(params, hp))
         if not no_progress and int(os.environ.get('RANK', 0)) == 0:
-            print(f"{method}, seed {s}: WRN-{p.depth}-{p.width} on {p.dataset}, {p.epochs} epochs, {run.arithmetic(cls)[0]} -> {Path(out)/f'seed{s}'}",
+            print(f"{method}, seed {s}: WRN-{p.depth}-{p.width} on {p.dataset}, {p.epochs} epochs, "
+                  f"{run.arithmetic(cls)[0]} -> {Path(out)/f'seed{s}'}",
                   flush=True)
         train(cfg, Path(out)/f'seed{s}', run, resume=resume)

@@ -1,12 +1,13 @@
 """Check the package's layering, as CI does: every notebook imports only modules that earlier notebooks export,
-the modules import each other without a cycle, no module outgrows a reader (MAX_LINES lines), and the docs' sidebar
-lists every notebook.
+the modules import each other without a cycle, no module outgrows a reader (MAX_LINES lines), the docs' sidebar
+lists every notebook, and no code line of a tutorial-track notebook is longer than MAX_WIDTH characters.
 Usage: python tools/check_structure.py  (exit status 1, with one line per problem, when a rule is broken)."""
 import ast, json, re, sys
 from graphlib import TopologicalSorter, CycleError
 from pathlib import Path
 
 MAX_LINES = 450
+MAX_WIDTH = 120   # characters per code line in the tutorial track's notebooks
 root = Path(__file__).resolve().parent.parent
 lib, nbs = root/'ngebm', root/'nbs'
 
@@ -57,7 +58,22 @@ def main() -> list:
     listed = set(re.findall(r'-\s+(\S+\.ipynb)', (nbs/'sidebar.yml').read_text())) if (nbs/'sidebar.yml').exists() else set()
     for p in sorted(nbs.glob('*.ipynb')):
         if p.name not in listed: problems.append(f"{p.name} is missing from nbs/sidebar.yml (the docs' two tracks)")
-    return problems
+    return problems + long_lines()
+
+def tutorial_notebooks() -> list:
+    "The notebooks of the sidebar's Tutorial section, in order."
+    side = (nbs/'sidebar.yml').read_text() if (nbs/'sidebar.yml').exists() else ''
+    tut = side.split('section: Tutorial')[1].split('section:')[0] if 'section: Tutorial' in side else ''
+    return re.findall(r'-\s+(\S+\.ipynb)', tut)
+
+def long_lines() -> list:
+    "Each tutorial notebook with code lines over MAX_WIDTH characters: a reader should not scroll sideways."
+    out = []
+    for name in tutorial_notebooks():
+        cells = [c for c in json.loads((nbs/name).read_text())['cells'] if c['cell_type'] == 'code']
+        n = sum(len(l) > MAX_WIDTH for c in cells for l in ''.join(c['source']).splitlines())
+        if n: out.append(f"{name} (tutorial track) has {n} code lines over {MAX_WIDTH} characters")
+    return out
 
 if __name__ == '__main__':
     problems = main()

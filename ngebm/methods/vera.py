@@ -37,7 +37,8 @@ class VERAGenerator(nn.Module):
                  init_post_sigma:float=0.1, # Initial proposal scale eta (VERA code: 0.1)
                 ):
         super().__init__()
-        if init_sigma <= 0 or init_post_sigma <= 0: raise ValueError(f"init_sigma and init_post_sigma must be > 0; got {init_sigma}, {init_post_sigma}")
+        if init_sigma <= 0 or init_post_sigma <= 0:
+            raise ValueError(f"init_sigma and init_post_sigma must be > 0; got {init_sigma}, {init_post_sigma}")
         self.net, self.noise_dim, self.shape = net, noise_dim, tuple(shape)
         self.log_sigma = nn.Parameter(torch.tensor(float(init_sigma)).log())
         self.post_log_sigma = nn.Parameter(torch.full((noise_dim,), float(init_post_sigma)).log())
@@ -119,7 +120,8 @@ def linear_gaussian_entropy(A:Tensor,     # Generator weight (D, d)
                            ) -> Tensor:   # H(N(b, A A^T + sigma^2 I)), any b
     "Closed-form entropy of a linear-Gaussian generator."
     D = A.shape[0]
-    return 0.5 * torch.logdet(2 * math.pi * math.e * (A @ A.T + sigma ** 2 * torch.eye(D, dtype=A.dtype, device=A.device)))
+    return 0.5 * torch.logdet(2 * math.pi * math.e * (A @ A.T + sigma ** 2 * torch.eye(D, dtype=A.dtype,
+                                                                                       device=A.device)))
 
 # %% ../../nbs/09e_vera.ipynb #b0750d25
 def generator_step(gen:VERAGenerator,        # The generator to update
@@ -131,7 +133,8 @@ def generator_step(gen:VERAGenerator,        # The generator to update
                    k:int=20,                 # Importance samples per x
                    sigma_range:tuple=(0.01, 0.3), # Clamp of sigma
                   ) -> tuple:                # (samples (n, ...) detached, their mean energy)
-    "One VERA generator update: descend E_q[E] - lambda * H(q_phi) (entropy by the surrogate), fit eta by the ELBO, clamp sigma."
+    """One VERA generator update: descend E_q[E] - lambda * H(q_phi) (entropy by the surrogate), fit eta by the ELBO,
+    clamp sigma."""
     x, z = gen.sample(n)
     e = energy_fn(x).mean()
     loss = e
@@ -160,7 +163,7 @@ def vera_energy_loss(model:nn.Module,     # x -> logits (B, K); K = 1 for a plai
                      y:Tensor=None,       # Labels; needed when gamma > 0
                      grad_penalty:float=0.1, # Weight of 1/2 ||dE/dx||^2 at the data
                      gamma:float=0.0,     # Weight of the cross-entropy (needs K > 1 and y)
-                    ) -> tuple:           # (total, parts) with 'cd', 'grad_pen', 'ce', 'e_data', 'e_sample' (+ 'acc' with a head)
+                    ) -> tuple:           # (total, parts): 'cd', 'grad_pen', 'ce', 'e_data', 'e_sample' (+ 'acc')
     "VERA's energy loss: E(data) - E(generator samples) + gradient penalty + gamma * CE."
     out = {}
     def efn(z): out['logits'] = model(z); return energy(out['logits'])
@@ -171,7 +174,9 @@ def vera_energy_loss(model:nn.Module,     # x -> logits (B, K); K = 1 for a plai
     cd = e_data.mean() - e_gen.mean()
     total, parts = cd + grad_penalty * gp, dict(cd=cd, grad_pen=gp, e_data=e_data.mean(), e_sample=e_gen.mean())
     if gamma > 0:
-        if y is None or logits.shape[1] < 2: raise ValueError(f"gamma = {gamma} > 0 needs labels and a classification head (K > 1 logits); got K = {logits.shape[1]}")
+        if y is None or logits.shape[1] < 2:
+            raise ValueError(f"gamma = {gamma} > 0 needs labels and a classification head (K > 1 logits); got K = "
+                             f"{logits.shape[1]}")
         parts['ce'] = F.cross_entropy(logits, y)
         total = total + gamma * parts['ce']
     parts = {k: v.detach() for k, v in parts.items()}
@@ -181,7 +186,8 @@ def vera_energy_loss(model:nn.Module,     # x -> logits (B, K); K = 1 for a plai
 # %% ../../nbs/09e_vera.ipynb #7772ac46
 @dataclass
 class VERAConfig:
-    "VERA's hyperparameters (defaults: the VERA and poster code for images, see the table above; learning rates scaled for short runs)."
+    """VERA's hyperparameters (defaults:
+    the VERA and poster code for images, see the table above; learning rates scaled for short runs)."""
     entropy_weight:float=1e-4  # lambda, weight of H(q) in the generator's objective
     grad_penalty:float=0.1     # Weight of 1/2 ||dE/dx||^2 at the data
     gamma:float=0.0            # Cross-entropy weight (the poster's gamma); > 0 needs a classification head
@@ -201,9 +207,11 @@ class VERAConfig:
     def __post_init__(self):
         self.betas, self.post_betas = tuple(self.betas), tuple(self.post_betas)
         bad = {k: getattr(self, k) for k in ('entropy_weight', 'grad_penalty', 'gamma') if getattr(self, k) < 0}
-        bad.update({k: getattr(self, k) for k in ('noise_dim', 'hidden', 'depth', 'n_posterior') if getattr(self, k) < 1})
+        bad.update({k: getattr(self, k) for k in ('noise_dim', 'hidden', 'depth', 'n_posterior')
+                    if getattr(self, k) < 1})
         if not 0 < self.min_sigma <= self.max_sigma: bad['min_sigma, max_sigma'] = (self.min_sigma, self.max_sigma)
-        if bad: raise ValueError(f"VERAConfig: weights must be >= 0, sizes >= 1 and 0 < min_sigma <= max_sigma; got {bad}")
+        if bad:
+            raise ValueError(f"VERAConfig: weights must be >= 0, sizes >= 1 and 0 < min_sigma <= max_sigma; got {bad}")
 
     def make_generator(self, shape:tuple) -> VERAGenerator:
         "A generator of samples of `shape` with these settings."
@@ -224,7 +232,8 @@ class VERA(Method):
     def __init__(self, hp=None):
         super().__init__(hp)
         if self.hp.gamma > 0 and not self.classifier:
-            raise ValueError(f"VERAConfig.gamma = {self.hp.gamma} needs a classification head: use the method 'vera_sup'")
+            raise ValueError(f"VERAConfig.gamma = {self.hp.gamma} needs a classification head: use the method "
+                             "'vera_sup'")
         self.gen = self.g_opt = self.p_opt = None
 
     def setup(self, learn):
