@@ -7,6 +7,11 @@ from nbdev.processors import FilterDefaults  # the docs build's processors: appl
 root = Path(__file__).resolve().parent.parent
 nb = read_nb(root/'nbs'/'index.ipynb')
 FilterDefaults()(nb)
+for c in nb.cells:   # a cell that only computes a sentence (`#| echo: false`): its Markdown output, without its code
+    if c.cell_type == 'code' and re.search(r'^#\|\s*echo:\s*false', c.source, re.M):
+        md = ''.join(''.join(o.get('data', {}).get('text/markdown', '')) for o in c.get('outputs', []))
+        c.cell_type, c.source = 'markdown', md
+        for k in ('outputs', 'execution_count'): c.pop(k, None)
 with tempfile.TemporaryDirectory() as d:
     write_nb(nb, Path(d)/'index.ipynb')
     md = subprocess.run([sys.executable, '-m', 'nbconvert', '--to', 'markdown', '--log-level', 'ERROR', '--stdout',
