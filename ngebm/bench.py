@@ -129,20 +129,20 @@ def _summary(m, times, ratios, fp32_ratios, mems, flops, batch, steps, gpu, util
     sec, fl, fl_ce, h = _median(times), flops.get(m), flops.get('ce'), PAPER_HOURS.get(m) if paper else None
     hours = lambda g: projected_hours(fl, steps, g, utilisation) if fl else None
     return dict(seconds_per_step=sec, images_per_sec=batch / sec if sec else None, time_ratio_to_ce=_median(ratios),
-                time_ratio_to_fp32=_median(fp32_ratios), flops_per_step=fl, flop_ratio_to_ce=fl / fl_ce if fl
-                and fl_ce else None,
+                time_ratio_to_fp32=_median(fp32_ratios), flops_per_step=fl,
+                flop_ratio_to_ce=fl / fl_ce if fl and fl_ce else None,
                 gpu_hours=hours(gpu), rtx3090_hours=hours(GPUS['RTX3090']), paper_rtx3090_hours=h,
                 paper_rtx3090_utilisation=fl * steps / (h * 3600 * GPUS['RTX3090'].peak_flops) if fl and h else None,
                 step_mem_mb=max(mems) if mems and mems[0] is not None else None, step_times=list(times))
 
 def arithmetic_variants(run:RunConfig, precisions=('fp32', 'auto')) -> dict:
-    """{label: RunConfig} of `run` at each precision, e.g.
+    """{label: RunConfig} of `run` at each precision, resolved here so that every method runs it, e.g.
     {'fp32': ..., 'bf16+cl': ...}; one entry where two resolve alike."""
     out = {}
     for p in precisions:
         r = replace(run, precision=p)
         prec, cl = r.arithmetic()
-        out.setdefault(prec.name + ('+cl' if cl else ''), r)
+        out.setdefault(prec.name + ('+cl' if cl else ''), replace(r, precision=prec.name, channels_last=cl))
     return out
 
 def _ratios(now:dict, base) -> dict:

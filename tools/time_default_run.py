@@ -4,6 +4,7 @@ Writes OUT/timing.json (wall clock, peak memory, the machine's load before and a
 import json, os, platform, resource, subprocess, sys, time
 from pathlib import Path
 import torch
+from ngebm.runs import write_text_atomic
 
 def main(out:str, *flags):
     out = Path(out); load0 = os.getloadavg()
@@ -15,7 +16,7 @@ def main(out:str, *flags):
     timing = dict(command=' '.join(['ngebm_compare', *flags]), wall_seconds=wall, peak_rss_mb=peak_mb,
                   load_before=load0, load_after=os.getloadavg(), torch=torch.__version__, threads=torch.get_num_threads(),
                   cpus=os.cpu_count(), machine=platform.machine())
-    (out/'timing.json').write_text(json.dumps(timing, indent=1))
+    write_text_atomic(out/'timing.json', json.dumps(timing, indent=1))
     print(json.dumps(timing, indent=1))
 
 if __name__ == '__main__': main(*sys.argv[1:])
