@@ -22,7 +22,7 @@ from .learner import Learner
 from .methods import METHODS
 from .config import RunConfig, PRESETS, preset_config
 from .training import build_learner
-from .cli import check_choice, parse_list, cli_errors
+from .cli import check_choice, check_flags, parse_list, cli_errors
 
 # %% ../nbs/18_bench.ipynb #3c9d5e02
 class _GlobalOnly(contextlib.nullcontext):
@@ -210,7 +210,8 @@ def bench(preset:str='digits',     # A key of PRESETS: model, image shape, metho
                for m in methods} for v in variants}
     cfg = dict(preset=preset, model=f'WRN-{p.depth}-{p.width}', batch_size=batch,
                shape=list(dataset_info(p.dataset).shape),
-               device=str(run.torch_device), arithmetic={v: str(r.arithmetic()[0]) for v, r in variants.items()},
+               device=str(run.torch_device), threads=torch.get_num_threads(),
+               arithmetic={v: str(r.arithmetic()[0]) for v, r in variants.items()},
                warmup=warmup, rounds=rounds, rounds_done=min(map(len, times.values())),
                counted=list(counted) if counted else None, epochs=p.epochs, steps_per_epoch=steps // p.epochs,
                gpu=g.name, gpu_peak_tflops=g.peak_flops / 1e12, gpu_precision=g.precision, utilisation=utilisation)
@@ -278,6 +279,8 @@ def ngebm_bench(preset:str=None,          # digits, smoke, cifar10 or cifar100 (
                 # Arithmetic timed side by side: fp32, bf16, auto (the fast path where the device has it)
                 precisions:str='fp32,auto',
                 channels_last:str='auto', # Channels-last memory format: auto (with bf16), on or off
+                # Torch threads while timing (default: torch's, one per core; `ngebm_compare`'s processes: 1 each)
+                threads:int=None,
                 json_out:str=None,        # Also write the full result as JSON to this file (default: none)
                 no_progress:store_true=False, # Print only the final table
                 debug:store_true=False,   # Show tracebacks
@@ -285,6 +288,8 @@ def ngebm_bench(preset:str=None,          # digits, smoke, cifar10 or cifar100 (
     "FLOPs and seconds of one training step of each method, and the hours they imply for a full run on a GPU."
     run = RunConfig.from_flags(device, channels_last=channels_last, progress=False)
     precs = tuple(check_choice(p, ('auto', 'bf16', 'fp32'), '--precisions value') for p in parse_list(precisions))
+    check_flags(threads=(threads, 1))
+    if threads: torch.set_num_threads(threads)
     b = bench(preset or ('cifar10' if run.torch_device.type == 'cuda' else 'digits'), parse_list(methods or '') or None,
               batch_size, rounds, warmup, gpu=gpu, utilisation=utilisation, run=run, precisions=precs or ('fp32',),
               progress=not no_progress)

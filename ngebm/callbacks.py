@@ -44,7 +44,8 @@ class MetricsCB(Callback):
         l, secs = self.learn, time.perf_counter() - self.t0
         l.record = {**{('train_acc' if k == 'acc' else k): v for k, v in (l.averages or {}).items()},
                     'lr': l.opt.param_groups[0]['lr'], 'seconds': secs, 'images_per_sec': self.imgs / secs,
-                    'epoch': l.epoch - 1, 'step': l.step, 'precision': l.precision.name}
+                    'epoch': l.epoch - 1, 'step': l.step, 'precision': l.precision.name,
+                    'threads': torch.get_num_threads()}
 
 # %% ../nbs/12_callbacks.ipynb #25bf6590
 def divergence_reason(vals:dict, g:GuardConfig, energy_ref:float=None) -> str:

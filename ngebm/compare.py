@@ -7,7 +7,7 @@ __all__ = ['COST_CV', 'cost_table', 'report_markdown', 'CompareConfig', 'compare
            'compare_submitit', 'ngebm_compare']
 
 # %% ../nbs/17_compare.ipynb #b39513b5
-import json, shutil
+import json, shutil, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np, torch
@@ -25,7 +25,7 @@ from .evaluate import (EVALS, evaluate_model, training_cost, plot_reliabilities,
                             jem_samples, extreme_images, plot_image_rows, ood_report_from, attack_set, eval_key,
                             cached_eval, store_eval,
                             quality_scorer, GENERATION_BUDGET)
-from .cluster import submitit_executor, submit_training
+from .cluster import submitit_executor, submit_training, ProcessPool, auto_workers, usable_cores
 from .stats import mean_se, fmt_values, markdown_table
 from .cli import check_choice, check_flags, parse_seeds, parse_list, parse_params, cli_errors
 
@@ -41,11 +41,12 @@ def cost_table(costs:dict) -> str:
     med = {m: float(np.median([c['median_epoch_seconds'] for c in costs[m]])) for m in ms}
     ratio = 'ce' in costs and med['ce'] > 0
     # –: not recorded (older runs)
-    prec = {m: '+'.join(sorted({c.get('precision') or '–' for c in costs[m]})) for m in ms}
-    t = markdown_table(['method', 'models', 'precision', 'wall-clock training time per model (s)', 'median s / epoch',
-                        'images / s']
+    recorded = lambda m, k: '+'.join(sorted({str(c.get(k) or '–') for c in costs[m]}))
+    t = markdown_table(['method', 'models', 'precision', 'threads', 'wall-clock training time per model (s)',
+                        'median s / epoch', 'images / s']
                        + (['x cross-entropy (median epochs)'] if ratio else []),
-               [[m, len(costs[m]), prec[m], fmt_values([c['train_seconds'] for c in costs[m]]),
+               [[m, len(costs[m]), recorded(m, 'precision'), recorded(m, 'threads'),
+                 fmt_values([c['train_seconds'] for c in costs[m]]),
                  fmt_values([c['median_epoch_seconds'] for c in costs[m]], digits=2),
                  fmt_values([c['images_per_sec'] for c in costs[m]], digits=0)]
                 + ([f"{med[m] / med['ce']:.1f}"] if ratio else []) for m in ms])
@@ -162,17 +163,62 @@ def _trained(run:Path, cfg:TrainConfig) -> bool:
     return same and read_checkpoint_meta(run/'last.pt')['epoch'] >= cfg.epochs
 
 # %% ../nbs/17_compare.ipynb #1724cdd0
+def _pool(workers:int, n_jobs:int, device) -> ProcessPool:
+    "The processes for `n_jobs` models: `workers` (None: `auto_workers`), sharing the CPU's cores between them."
+    workers = auto_workers(n_jobs, device) if workers is None else workers
+    check_flags(workers=(workers, 1))
+    return ProcessPool(workers, max(1, usable_cores() // workers))
+
+def _train_one(job) -> Path:
+    "Train one model of a comparison into its run folder, resuming it (a job of `ProcessPool.map`)."
+    say, cfg, folder, run = job
+    if say: print(say, flush=True)
+    train(cfg, folder, run, resume=True)
+    return folder
+
+def _evaluate_one(job) -> dict:
+    "Evaluate one trained model of a comparison and cache the result in its run folder (a job of `ProcessPool.map`)."
+    say, model, folder, key, test, ood, attack, p, evals, classifier, quality = job
+    if say: print(say, flush=True)
+    res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps,
+                         classifier=classifier, quality=quality)
+    store_eval(folder, key, res)
+    return res
+
+def _train_missing(pool, cc, p, todo, run, progress):
+    "Train, in `pool`, every model of `todo` (method, seed, folder) that its folder does not hold yet."
+    jobs = []
+    for i, (m, s, r) in enumerate(todo, 1):
+        tag, cfg = f"[{i}/{len(todo)}]", preset_config(p, m, s, cc.root, cc.download, cc.num_workers)
+        if not _trained(r, cfg): jobs.append((progress and f"{tag} training {m}, seed {s} -> {r}", cfg, r, run))
+        elif progress: print(f"{tag} {m}, seed {s}: training done, skipped", flush=True)
+    pool.map(_train_one, jobs)
+
+def _evaluate_missing(pool, todo, keys:dict, job, progress) -> dict:
+    "{folder: result} of every model of `todo`: cached, or evaluated in `pool` (`job(m, folder)`: its arguments)."
+    done, jobs = {}, []
+    for i, (m, s, r) in enumerate(todo, 1):
+        tag = f"[{i}/{len(todo)}]"
+        if (res := cached_eval(r, keys[r])) is None: jobs.append((progress and f"{tag} evaluating {m}, seed {s}",
+                                                                  *job(m, r)))
+        else:
+            done[r] = res
+            if progress: print(f"{tag} {m}, seed {s}: evaluation done, skipped", flush=True)
+    return {**done, **dict(zip([j[2] for j in jobs], pool.map(_evaluate_one, jobs)))}
+
 def compare(cc:CompareConfig,   # What to compare
             out,                # Output folder
             device=None,        # None: CUDA when present
             progress=True,      # Progress lines (bars in a terminal)
             # Training's run settings (precision, channels_last); `device` and `progress` above take precedence
             run:RunConfig=None,
+            # Models trained (and evaluated) at once, each in its own process sharing the cores
+            # (`16_cluster`); 1: one after another in this process; None: `auto_workers`
+            workers:int=1,
            ) -> dict:           # {'evals': {method: [per seed]}, 'costs': {method: [per seed]}, 'report': markdown}
     "Train, evaluate and report the methods of `cc` under one preset."
     out, p, seeds = Path(out), cc.resolved(), cc.seed_list
     run = replace(run or RunConfig(), device=device or (run and run.device), progress=progress)
-    say = (lambda s: print(s, flush=True)) if progress else (lambda s: None)
     _claim_folder(out, cc)
     runs = {m: [out/m/f'seed{s}' for s in seeds] for m in cc.methods}
     classifier = {m: method_class(m).classifier for m in cc.methods}
@@ -180,46 +226,44 @@ def compare(cc:CompareConfig,   # What to compare
     # a missing dataset fails now, not after training
     loaders, ood = make_loaders(data_cfg), ood_loaders(p.ood_sets, data_cfg)
     todo = [(m, s, r) for m in cc.methods for s, r in zip(seeds, runs[m])]
-    for i, (m, s, r) in enumerate(todo, 1):
-        cfg = preset_config(p, m, s, cc.root, cc.download, cc.num_workers)
-        if _trained(r, cfg): say(f"[{i}/{len(todo)}] {m}, seed {s}: training done, skipped"); continue
-        say(f"[{i}/{len(todo)}] training {m}, seed {s} -> {r}")
-        train(cfg, r, run, resume=True)
-    dev = run.torch_device
-    models = {(m, r): load_model(r, 'best', dev) for m, s, r in todo}
-    attacked = [model for (m, r), model in models.items() if classifier[m]]
-    skip = (() if cc.attack and attacked else ('robustness',)) + (() if cc.generation else ('generation',))
-    evals = tuple(e for e in EVALS if e not in skip)
-    quality = quality_scorer(p.dataset, loaders.test, cc.inception, dev) if 'generation' in evals else None
-    gen = GENERATION_BUDGET if 'generation' in evals else None
-    *attack, akey = attack_set(attacked, loaders.test, p.n_attack) if 'robustness' in evals else (None, None, None)
-    results, costs = {m: [] for m in cc.methods}, {m: [] for m in cc.methods}
-    for i, (m, s, r) in enumerate(todo, 1):
-        key = eval_key(r, attack=akey, linf=p.linf_eps, l2=p.l2_eps, pgd_steps=p.pgd_steps, ood=p.ood_sets, evals=evals,
-                       generation=gen, fid=quality is not None)
-        if (res := cached_eval(r, key)) is not None: say(f"[{i}/{len(todo)}] {m}, seed {s}: evaluation done, skipped")
-        else:
-            say(f"[{i}/{len(todo)}] evaluating {m}, seed {s}")
-            res = evaluate_model(models[m, r], loaders.test, ood, attack, p.linf_eps, p.l2_eps, evals,
-                                 pgd_steps=p.pgd_steps, classifier=classifier[m],
-                                 quality=quality)
-            store_eval(r, key, res)
-        results[m].append(res); costs[m].append(training_cost(r))
-    report = report_markdown(results, costs)
-    jem = models.get(('jem', runs['jem'][0])) if 'jem' in runs else None
-    _write_outputs(out, cc, p, results, costs, report, runs, loaders, jem)
-    return dict(evals=results, costs=costs, report=report)
+    pool = _pool(workers, len(todo), run.device or 'cpu')
+    if pool.workers > 1: run = replace(run, progress=False)   # no progress bars from several processes at once
+    clock = [time.perf_counter()]
+    with pool:   # one set of processes trains and evaluates
+        _train_missing(pool, cc, p, todo, run, progress)
+        clock.append(time.perf_counter())
+        dev = run.torch_device
+        models = {r: load_model(r, 'best', dev) for m, s, r in todo}
+        attacked = [models[r] for m, s, r in todo if classifier[m]]
+        skip = (() if cc.attack and attacked else ('robustness',)) + (() if cc.generation else ('generation',))
+        evals = tuple(e for e in EVALS if e not in skip)
+        quality = quality_scorer(p.dataset, loaders.test, cc.inception, dev) if 'generation' in evals else None
+        gen = GENERATION_BUDGET if 'generation' in evals else None
+        *attack, akey = attack_set(attacked, loaders.test, p.n_attack) if 'robustness' in evals else (None, None, None)
+        keys = {r: eval_key(r, attack=akey, linf=p.linf_eps, l2=p.l2_eps, pgd_steps=p.pgd_steps, ood=p.ood_sets,
+                            evals=evals, generation=gen, fid=quality is not None) for m, s, r in todo}
+        results = _evaluate_missing(pool, todo, keys, lambda m, r: (models[r], r, keys[r], loaders.test, ood, attack,
+                                                                    p, evals, classifier[m], quality), progress)
+        clock.append(time.perf_counter())
+    evals_by = {m: [results[r] for r in runs[m]] for m in cc.methods}
+    costs = {m: [training_cost(r) for r in runs[m]] for m in cc.methods}
+    report = report_markdown(evals_by, costs)
+    jem = models[runs['jem'][0]] if 'jem' in runs else None
+    pooled = dict(workers=pool.workers, threads=pool.threads if pool.workers > 1 else torch.get_num_threads(),
+                  training_seconds=clock[1] - clock[0], evaluation_seconds=clock[2] - clock[1])
+    _write_outputs(out, cc, p, evals_by, costs, report, runs, loaders, jem, pooled)
+    return dict(evals=evals_by, costs=costs, report=report)
 
 # %% ../nbs/17_compare.ipynb #1b15e26c
 _NAMES = dict(ce='CE', jem='JEM', ngebm='NG-EBM')
 
-def _write_outputs(out:Path, cc, p, evals, costs, report, runs, loaders, jem=None):
-    """results.json without the raw arrays, report.md, and the figures (with samples and extremes of `jem`, a JEM model,
-    if given); all atomic."""
+def _write_outputs(out:Path, cc, p, evals, costs, report, runs, loaders, jem=None, pooled=None):
+    """results.json without the raw arrays (and with `pooled`: processes, threads, seconds of each phase), report.md, and
+    the figures (with samples and extremes of `jem`, a JEM model, if given); all atomic."""
     figs, seeds = out/'figures', cc.seed_list
     figs.mkdir(exist_ok=True)
     strip = lambda e: {k: v for k, v in e.items() if k != 'raw'}
-    write_text_atomic(out/'results.json', json.dumps(dict(config=asdict(cc), preset=asdict(p),
+    write_text_atomic(out/'results.json', json.dumps(dict(config=asdict(cc), preset=asdict(p), pool=pooled,
         models={m: [dict(run=str(r), seed=s, **strip(e), cost=c)
                     for r, s, e, c in zip(runs[m], seeds, evals[m], costs[m])]
                 for m in evals}), indent=1))
@@ -268,7 +312,8 @@ def submit_comparison(cc:CompareConfig,     # What to compare
     jobs = submit_training([(cfg, r) for m, s, r, cfg in runs], run, executor or submitit_executor(out/'jobs'))
     return {(m, s): j for (m, s, *_), j in zip(runs, jobs)}
 
-def compare_submitit(cc:CompareConfig, out, run:RunConfig=None, executor=None, progress:bool=True) -> dict:
+def compare_submitit(cc:CompareConfig, out, run:RunConfig=None, executor=None, progress:bool=True,
+                     workers:int=1) -> dict:
     """`compare(cc, out)` with every model trained as its own submitit job:
     submit, wait for all, then evaluate and report."""
     run = run or RunConfig(progress=False)
@@ -277,7 +322,7 @@ def compare_submitit(cc:CompareConfig, out, run:RunConfig=None, executor=None, p
         j0 = next(iter(jobs.values()))
         print(f"{len(jobs)} training jobs submitted ({j0.job_id}...); logs in {j0.paths.folder}", flush=True)
     for (m, s), j in jobs.items(): j.result()   # raises the job's error
-    return compare(cc, out, run.device, progress)
+    return compare(cc, out, run.device, progress, workers=workers)   # evaluated here, `workers` at once
 
 # %% ../nbs/17_compare.ipynb #a8cf1329
 @call_parse
@@ -302,6 +347,9 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (CPU, minutes
                   precision:str='auto',
                   channels_last:str='auto',    # Channels-last memory format in training: auto (with bf16), on or off
                   num_workers:int=0,           # DataLoader worker processes in training (0: load in the main process)
+                  # Models trained and evaluated at once, one process each, sharing the cores; default: one per core
+                  # on a CPU (at most one per model), 1 on a GPU
+                  workers:int=None,
                   # Also write TensorBoard events to each run folder's tb/ (pip install 'ngebm[tensorboard]')
                   tensorboard:store_true=False,
                   # inprocess (one model after another, here) or submitit (one job per model: SLURM, else local
@@ -322,8 +370,8 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (CPU, minutes
                                                                            tensorboard=tensorboard)
     if check_choice(executor, ('inprocess', 'submitit'), 'executor') == 'submitit':
         res = compare_submitit(cc, out, run, submitit_executor(out/'jobs', **parse_params(submitit)),
-                               progress=not no_progress)
+                               progress=not no_progress, workers=workers)
     else:
         if submitit: raise ValueError("--submitit sets the jobs of --executor submitit; add --executor submitit")
-        res = compare(cc, out, device, progress=not no_progress, run=run)
+        res = compare(cc, out, device, progress=not no_progress, run=run, workers=workers)
     print(f"\n{res['report']}\nWritten to {out}: report.md, results.json, figures/")

@@ -40,12 +40,15 @@ def grad_norms(model, data) -> torch.Tensor:
 # %% ../nbs/15_evaluate.ipynb #a8f9a5c5
 def training_cost(run:Path) -> dict:
     """Wall-clock training time of a run folder, from its log:
-    total, mean and median seconds per epoch, images per second, and the precision it trained in."""
+    total, mean and median seconds per epoch, images per second, and the precision and torch threads it trained with."""
     log = read_log(run)
     secs, ips = ([r[k] for r in log if k in r] for k in ('seconds', 'images_per_sec'))
-    precision = '+'.join(sorted({r['precision'] for r in log if 'precision' in r})) or None   # None: not recorded
+    # None: not recorded (older runs)
+    precision = '+'.join(sorted({r['precision'] for r in log if 'precision' in r})) or None
+    threads = '+'.join(map(str, sorted({r['threads'] for r in log if 'threads' in r}))) or None
     nan = float('nan')
     return dict(train_seconds=sum(secs), seconds_per_epoch=sum(secs) / max(len(secs), 1), precision=precision,
+                threads=threads,
                 median_epoch_seconds=float(np.median(secs)) if secs else nan,
                 images_per_sec=float(np.mean(ips)) if ips else nan)
 
