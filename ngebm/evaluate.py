@@ -18,6 +18,7 @@ from torchvision.utils import make_grid
 from fastcore.script import call_parse, store_true
 from .core import model_device
 from .data import make_loaders, ood_loaders
+from .heldout import study_ood_loaders
 from .sampling import sgld_sample
 from .calibration import (collect_predictions, expected_calibration_error, max_calibration_error, plot_reliability,
                                iter_batches)
@@ -220,7 +221,9 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
                  out:str=None,              # Where to write eval.json and the plots; default RUN/eval
                  # Comma-separated, from calibration, ood, robustness, gradients, generation (accuracy always)
                  evals:str=','.join(EVALS),
-                 ood_sets:str=None,         # Comma-separated OOD sets; default: the preset's for the run's dataset
+                 # Comma-separated OOD sets; default: the preset's for the run's dataset, or for a run on some of its
+                 # classes the OOD study's (held-out classes, uniform, constant, gaussian, interp)
+                 ood_sets:str=None,
                  # Correctly classified test images to attack; default: the preset's (digits 100, cifar 300)
                  n_attack:int=None,
                  root:str='data', download:bool=False,
@@ -241,7 +244,10 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
     evals = parse_list(evals)
     # its OOD sets and budgets; else the synthetic sets
     p = next((p for p in PRESETS.values() if p.dataset == cfg.data.dataset), PRESETS['digits'])
-    ood = ood_loaders(parse_list(ood_sets) if ood_sets else p.ood_sets, data_cfg) if 'ood' in evals else None
+    if 'ood' not in evals: ood = None
+    elif ood_sets or cfg.data.classes is None:
+        ood = ood_loaders(parse_list(ood_sets) if ood_sets else p.ood_sets, data_cfg)
+    else: ood = study_ood_loaders(data_cfg)
     attack = attack_set([model], test, n_attack or p.n_attack)[:2] if 'robustness' in evals and classifier else None
     quality = quality_scorer(cfg.data.dataset, test, inception, dev) if 'generation' in evals else None
     res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps,
@@ -265,7 +271,7 @@ def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a chec
                # Comma-separated, from calibration, ood, robustness, gradients, generation (accuracy always)
                evals:str=','.join(EVALS),
                # Comma-separated OOD sets; default: the preset's for the run's dataset (digits: interp, uniform,
-               # constant)
+               # constant), or for a run on some of its classes the OOD study's (held-out classes first)
                ood_sets:str=None,
                # Correctly classified test images to attack; default: the preset's (digits 100, cifar 300)
                n_attack:int=None,
