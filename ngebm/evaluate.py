@@ -24,7 +24,7 @@ from .calibration import (collect_predictions, expected_calibration_error, max_c
                                iter_batches)
 from .ood import SCORES, evaluate_ood, ood_report, plot_ood_histograms, score_data
 from .robustness import AttackConfig, select_correct, robustness_curve, plot_robustness
-from .samplequality import train_digits_net, sample_quality_report, load_inception
+from .samplequality import train_digits_net, sample_quality_report, load_inception, FID_SAMPLES
 from .generation import generation_report
 from .methods import method_class
 from .config import PRESETS
@@ -208,13 +208,13 @@ def quality_scorer(dataset:str,       # The run's dataset
                    test,              # Its test loader: the real images of the FID
                    inception:str=None, # An Inception-v3 weights file, for datasets other than digits
                    device='cpu'):
-    """samples -> FID and IS against the test images, with the digits feature network or Inception-v3;
-    None without a network."""
+    """samples -> FID and IS against the test images, with the digits feature network or Inception-v3, over
+    `FID_SAMPLES` images a side or all test images where there are fewer (a class-subset run); None without a network."""
     if dataset == 'digits': net = train_digits_net().to(device)
     elif inception: net = load_inception(inception, device)
     else: return None
     x = torch.cat([xb for xb, _ in test])
-    return partial(sample_quality_report, reference=x, net=net)
+    return partial(sample_quality_report, reference=x, net=net, n=min(FID_SAMPLES, len(x)))
 
 # %% ../nbs/15_evaluate.ipynb #f12eaf03
 def evaluate_run(run:str,                   # Run folder of ngebm_train, or a checkpoint (best.pt, last.pt) in one
