@@ -210,9 +210,11 @@ def _untrained(cfg:TrainConfig, st:dict, extractor:nn.Module=None) -> nn.Module:
     shaped by its data and method; a `FeatureEnergy` on `extractor`'s features when it has one."""
     m, info = cfg.model, dataset_info(cfg.data.dataset)
     if m.arch in ('wrn', 'bottleneck'):   # plain or spectral layers
-        weight = lambda layer: next(v for k, v in st.items()
-                                    if re.fullmatch(rf'{layer}\.(parametrizations\.)?weight(\.original)?', k))
-        return make_model(m, weight('head').shape[0], (weight('stem').shape[1],))
+        head, stem = (next((v for k, v in st.items()
+                            if re.fullmatch(rf'{layer}\.(parametrizations\.)?weight(\.original)?', k)), None)
+                      for layer in ('head', 'stem'))
+        if head is None or stem is None: raise LookupError("it has no Wide-ResNet stem and head")
+        return make_model(m, head.shape[0], (stem.shape[1],))
     k = info.n_classes if cfg.data.classes is None else len(cfg.data.classes)
     n_out = k if method_class(cfg.method).classifier else 1
     if extractor is None: return make_model(m, n_out, info.shape)
@@ -239,13 +241,16 @@ def load_model(out:str|Path,      # Run folder
     cfg, path = run_config(out), checkpoint_path(out, which)
     st, m = load_checkpoint(path, device)['model'], cfg.model
     ext = load_extractor(m.extractor, out, device) if m.extractor is not None else None
-    model = method_class(cfg.method)(cfg.hp).adapt_model(_untrained(cfg, st, ext))
-    try: model.load_state_dict(st)
+    misfit = lambda why: RuntimeError(f"{path} does not fit the architecture in {Path(out)/'config.json'} "
+                                      f"({m.arch}, WRN-{m.depth}-{m.widen_factor}, norm {m.norm}): {why}; "
+                                      "the checkpoint was trained with another arch, depth, width or norm")
+    try:
+        model = method_class(cfg.method)(cfg.hp).adapt_model(_untrained(cfg, st, ext))
+        model.load_state_dict(st)
+    except LookupError as e: raise misfit(e.args[0]) from None
     except RuntimeError as e:
         # torch lists every mismatch; name one
-        first = next((l.strip().rstrip('.') for l in str(e).splitlines()[1:] if l.strip()), str(e).splitlines()[0])
-        raise RuntimeError(f"{path} does not fit the architecture in {Path(out)/'config.json'} "
-                           f"({m.arch}, WRN-{m.depth}-{m.widen_factor}, norm {m.norm}): "
-                           f"{first}; the checkpoint was trained with another arch, depth, width or norm") from None
+        raise misfit(next((l.strip().rstrip('.') for l in str(e).splitlines()[1:] if l.strip()),
+                          str(e).splitlines()[0])) from None
     model = model.to(device).eval()
     return model.on_images(ext).to(device).eval() if ext is not None else model
