@@ -37,9 +37,10 @@ class ModelConfig:
     extractor:str=None
     def __post_init__(self):
         if self.arch not in ARCHS: raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {self.arch!r}")
-        if (self.extractor is not None) != (self.arch == 'mlp') and self.arch != 'flow':
-            raise ValueError(f"arch {self.arch!r} " + ("takes images: set no extractor" if self.extractor else
-                                                       "models features: set extractor (a classifier's run folder)"))
+        if self.arch == 'mlp' and self.extractor is None:
+            raise ValueError("arch 'mlp' models features: set extractor (a classifier's run folder)")
+        if self.arch in ('wrn', 'bottleneck') and self.extractor is not None:
+            raise ValueError(f"arch {self.arch!r} takes images: set no extractor")
 
 @dataclass
 class OptimConfig:
@@ -113,7 +114,6 @@ def make_model(m:ModelConfig, # The network
     kw = dict(bottleneck=m.bottleneck) if m.arch == 'bottleneck' else {}
     wrn = BottleneckWideResNet if m.arch == 'bottleneck' else WideResNet
     return wrn(m.depth, m.widen_factor, n_out, shape[0], norm=m.norm, dropout=m.dropout, **kw)
-
 
 # %% ../nbs/10_config.ipynb #bf489c22
 def lr_at(cfg:OptimConfig, # Schedule

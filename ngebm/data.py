@@ -218,7 +218,6 @@ def class_subset(raw:RawImages, # A split as stored
     remap[classes] = torch.arange(len(classes))
     return RawImages(raw.x[keep], remap[raw.y[keep]], [raw.classes[c] for c in classes], raw.max_value)
 
-
 # %% ../nbs/01_data.ipynb #f0cd07f6
 @dataclass
 class DataConfig:

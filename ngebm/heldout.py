@@ -22,7 +22,6 @@ def choose_classes(n_in:int=5,      # Number of in-distribution classes
     "A seeded random choice of in-distribution classes."
     return tuple(sorted(torch.randperm(n_classes, generator=torch.Generator().manual_seed(seed))[:n_in].tolist()))
 
-
 # %% ../nbs/02a_heldout.ipynb #bd5e7486
 def subset_loader(ds:Dataset, cfg:DataConfig, train:bool, offset:int=0) -> DataLoader:
     "The DataLoader settings of `ngebm.data`: shuffled with drop_last for training, seeded."
@@ -31,7 +30,6 @@ def subset_loader(ds:Dataset, cfg:DataConfig, train:bool, offset:int=0) -> DataL
                          "batch; lower batch_size")
     return DataLoader(ds, cfg.batch_size, shuffle=train, drop_last=train, num_workers=cfg.num_workers,
                       generator=torch.Generator().manual_seed(cfg.seed + offset))
-
 
 # %% ../nbs/02a_heldout.ipynb #d373367b
 class GaussianImages(Dataset):

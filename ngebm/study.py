@@ -170,7 +170,6 @@ def spec_config(study:StudyConfig, spec:ModelSpec) -> TrainConfig:
                        model=model_config(study, spec),
                        optim=OptimConfig(lr=lr, betas=betas, warmup_iters=study.warmup, decay_epochs=()), hp=hp)
 
-
 # %% ../nbs/21_study.ipynb #f65e5163
 def scores_for(spec:ModelSpec) -> tuple:
     "The OOD scores a model offers: log p(x) and approximate mass; max p(y|x) where it has a head."
