@@ -17,10 +17,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from fastcore.script import call_parse, store_true
 from fastprogress.fastprogress import progress_bar
 from .data import Loaders, dataset_info
-from .models import WideResNet
 from .learner import Learner
 from .methods import METHODS
-from .config import RunConfig, PRESETS, preset_config
+from .config import RunConfig, PRESETS, preset_config, make_model
 from .training import build_learner
 from .cli import check_choice, check_flags, parse_list, cli_errors
 
@@ -58,10 +57,8 @@ def bench_learner(method:str,          # A registered method
     g = torch.Generator().manual_seed(seed)
     x, y = torch.rand(batch_size, *info.shape, generator=g) * 2 - 1, torch.randint(0, info.n_classes, (batch_size,),
                                                                                    generator=g)
-    def fixed_batch(cfg, meth, device):
-        m = cfg.model
-        model = WideResNet(m.depth, m.widen_factor, info.n_classes if meth.classifier else 1, info.shape[0],
-                           norm=m.norm, dropout=m.dropout)
+    def fixed_batch(cfg, meth, device):   # the network of `cfg`, as `build_data_model` makes it
+        model = make_model(cfg.model, info.n_classes if meth.classifier else 1, info.shape)
         return _fixed_loaders(x, y, info.n_classes), model.to(device)
     learn = build_learner(cfg, run, build=fixed_batch)
     return learn, learn.to_device(x), y.to(learn.device)

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['DIGITS_TEST_SIZE', 'DATASETS', 'OOD_SYNTHETIC', 'OOD_SETS', 'IMAGE_SUFFIXES', 'to_signed_unit', 'RawImages',
            'load_digits_split', 'DatasetInfo', 'dataset_info', 'load_split', 'random_translate', 'Preprocess',
-           'TensorImages', 'Transformed', 'split_indices', 'DataConfig', 'Loaders', 'train_preprocess',
-           'eval_preprocess', 'make_loaders', 'FolderImages', 'UniformImages', 'ConstantImages', 'InterpImages',
-           'Convert', 'ood_dataset', 'ood_loader', 'ood_loaders']
+           'TensorImages', 'Transformed', 'split_indices', 'check_classes', 'class_subset', 'DataConfig', 'Loaders',
+           'train_preprocess', 'eval_preprocess', 'run_split', 'make_loaders', 'FolderImages', 'UniformImages',
+           'ConstantImages', 'InterpImages', 'Convert', 'ood_dataset', 'ood_loader', 'ood_loaders']
 
 # %% ../nbs/01_data.ipynb #e4ac7890
 from dataclasses import dataclass, field
@@ -195,6 +195,29 @@ def split_indices(y:Tensor,                # Labels of the training pool, (N,)
     keep = torch.cat([train[y[train] == c][:labels_per_class] for c in range(len(counts))])
     return keep.sort().values, train, valid
 
+# %% ../nbs/01_data.ipynb #c1a55e02
+def check_classes(classes,       # Class indices to keep
+                  n_classes:int, # Classes of the dataset
+                 ) -> tuple:
+    """`classes` as a tuple of ints, or an error:
+    2 to n_classes-1 distinct valid indices (something must be held out)."""
+    classes = tuple(int(c) for c in classes)
+    bad = [c for c in classes if not 0 <= c < n_classes]
+    if bad or len(set(classes)) != len(classes) or not 2 <= len(classes) < n_classes:
+        raise ValueError(f"classes must be 2 to {n_classes - 1} distinct class indices in [0, {n_classes - 1}]; got "
+                         f"{classes}")
+    return classes
+
+def class_subset(raw:RawImages, # A split as stored
+                 classes,       # Classes to keep; class classes[i] becomes label i
+                ) -> RawImages:
+    "The images of `classes`, relabelled 0..len(classes)-1 in the order given."
+    classes = [int(c) for c in classes]
+    keep = torch.isin(raw.y, torch.tensor(classes))
+    remap = torch.full((max(int(raw.y.max()), max(classes)) + 1,), -1, dtype=torch.long)
+    remap[classes] = torch.arange(len(classes))
+    return RawImages(raw.x[keep], remap[raw.y[keep]], [raw.classes[c] for c in classes], raw.max_value)
+
 # %% ../nbs/01_data.ipynb #f0cd07f6
 @dataclass
 class DataConfig:
@@ -211,7 +234,9 @@ class DataConfig:
     download:bool = False           # Fetch missing CIFAR/SVHN files from their official addresses
     num_workers:int = 0             # DataLoader worker processes
     verify:bool = True              # Check MD5 sums of CIFAR/SVHN files (off only in tests with hand-written files)
+    classes:Optional[tuple] = None  # Keep only these classes, relabelled 0..K-1 in this order (None: all)
     def __post_init__(self):
+        if self.classes is not None: self.classes = check_classes(self.classes, dataset_info(self.dataset).n_classes)
         bad = {k: getattr(self, k) for k in ('batch_size', 'noise_std', 'test_noise_std', 'num_workers', 'valid_size',
                                              'labels_per_class')
                if getattr(self, k) is not None
@@ -251,20 +276,26 @@ def eval_preprocess(cfg:DataConfig) -> Preprocess:
      "`test_noise_std` noise.")
     return Preprocess(noise_std=cfg.test_noise_std)
 
+def run_split(cfg:DataConfig, train:bool) -> RawImages:
+    "The training pool or the test split of `cfg.dataset`, restricted to `cfg.classes`."
+    raw = load_split(cfg.dataset, cfg.root, train, cfg.download, cfg.verify)
+    return raw if cfg.classes is None else class_subset(raw, cfg.classes)
+
 def make_loaders(cfg:DataConfig) -> Loaders:
-    "Train (labelled and unlabelled), validation and test loaders for `cfg.dataset`, in [-1, 1]."
+    """Train (labelled and unlabelled), validation and test loaders for `cfg.dataset` (its `cfg.classes`), in [-1, 1];
+    the default validation hold-out scales with the share of classes kept."""
     info = dataset_info(cfg.dataset)
-    pool = load_split(cfg.dataset, cfg.root, True, cfg.download, cfg.verify)
-    test = TensorImages(load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify))
-    lab, unl, val = split_indices(pool.y, info.valid_size if cfg.valid_size is None else cfg.valid_size,
-                                  cfg.labels_per_class, cfg.seed)
+    pool, test = run_split(cfg, True), TensorImages(run_split(cfg, False))
+    k = info.n_classes if cfg.classes is None else len(cfg.classes)
+    lab, unl, val = split_indices(pool.y, round(info.valid_size * k / info.n_classes) if cfg.valid_size is None
+                                  else cfg.valid_size, cfg.labels_per_class, cfg.seed)
     train_ds, eval_tf = Transformed(TensorImages(pool), train_preprocess(cfg)), eval_preprocess(cfg)
     return Loaders(train=_loader(Subset(train_ds, lab), cfg, True),
                    train_unlabeled=_loader(Subset(train_ds, unl), cfg, True, 1),
                    valid=_loader(Subset(Transformed(TensorImages(pool), eval_tf), val), cfg, False,
                                  2) if len(val) else None,
                    test=_loader(Transformed(test, eval_tf), cfg, False, 3),
-                   n_classes=info.n_classes, shape=info.shape, classes=pool.classes)
+                   n_classes=k, shape=info.shape, classes=pool.classes)
 
 # %% ../nbs/01_data.ipynb #042de28c
 OOD_SYNTHETIC = ('interp', 'uniform', 'constant')
@@ -353,7 +384,7 @@ def ood_dataset(name:str,          # One of OOD_SETS
     if name == cfg.dataset:
         raise ValueError(f"{name!r} is the in-distribution set of this configuration, not an OOD set")
     if name in OOD_SYNTHETIC:
-        test = TensorImages(load_split(cfg.dataset, cfg.root, False, cfg.download, cfg.verify))
+        test = TensorImages(run_split(cfg, False))   # a class-subset run's own test images
         ds = {'uniform': lambda: UniformImages(len(test), info.shape, cfg.seed),
               'constant': lambda: ConstantImages(len(test), info.shape),
               'interp': lambda: InterpImages(test, cfg.batch_size, cfg.seed)}[name]()

@@ -18,12 +18,13 @@ from torchvision.utils import make_grid
 from fastcore.script import call_parse, store_true
 from .core import model_device
 from .data import make_loaders, ood_loaders
+from .heldout import study_ood_loaders
 from .sampling import sgld_sample
 from .calibration import (collect_predictions, expected_calibration_error, max_calibration_error, plot_reliability,
                                iter_batches)
 from .ood import SCORES, evaluate_ood, ood_report, plot_ood_histograms, score_data
 from .robustness import AttackConfig, select_correct, robustness_curve, plot_robustness
-from .samplequality import train_digits_net, sample_quality_report, load_inception
+from .samplequality import train_digits_net, sample_quality_report, load_inception, FID_SAMPLES
 from .generation import generation_report
 from .methods import method_class
 from .config import PRESETS
@@ -210,20 +211,22 @@ def quality_scorer(dataset:str,       # The run's dataset
                    test,              # Its test loader: the real images of the FID
                    inception:str=None, # An Inception-v3 weights file, for datasets other than digits
                    device='cpu'):
-    """samples -> FID and IS against the test images, with the digits feature network or Inception-v3;
-    None without a network."""
+    """samples -> FID and IS against the test images, with the digits feature network or Inception-v3, over
+    `FID_SAMPLES` images a side or all test images where there are fewer (a class-subset run); None without a network."""
     if dataset == 'digits': net = train_digits_net().to(device)
     elif inception: net = load_inception(inception, device)
     else: return None
     x = torch.cat([xb for xb, _ in test])
-    return partial(sample_quality_report, reference=x, net=net)
+    return partial(sample_quality_report, reference=x, net=net, n=min(FID_SAMPLES, len(x)))
 
 # %% ../nbs/15_evaluate.ipynb #f12eaf03
 def evaluate_run(run:str,                   # Run folder of ngebm_train, or a checkpoint (best.pt, last.pt) in one
                  out:str=None,              # Where to write eval.json and the plots; default RUN/eval
                  # Comma-separated, from calibration, ood, robustness, gradients, generation (accuracy always)
                  evals:str=','.join(EVALS),
-                 ood_sets:str=None,         # Comma-separated OOD sets; default: the preset's for the run's dataset
+                 # Comma-separated OOD sets; default: the preset's for the run's dataset, or for a run on some of its
+                 # classes the OOD study's (held-out classes, uniform, constant, gaussian, interp)
+                 ood_sets:str=None,
                  # Correctly classified test images to attack; default: the preset's (digits 100, cifar 300)
                  n_attack:int=None,
                  root:str='data', download:bool=False,
@@ -244,7 +247,10 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
     evals = parse_list(evals)
     # its OOD sets and budgets; else the synthetic sets
     p = next((p for p in PRESETS.values() if p.dataset == cfg.data.dataset), PRESETS['digits'])
-    ood = ood_loaders(parse_list(ood_sets) if ood_sets else p.ood_sets, data_cfg) if 'ood' in evals else None
+    if 'ood' not in evals: ood = None
+    elif ood_sets or cfg.data.classes is None:
+        ood = ood_loaders(parse_list(ood_sets) if ood_sets else p.ood_sets, data_cfg)
+    else: ood = study_ood_loaders(data_cfg)
     attack = attack_set([model], test, n_attack or p.n_attack)[:2] if 'robustness' in evals and classifier else None
     quality = quality_scorer(cfg.data.dataset, test, inception, dev) if 'generation' in evals else None
     res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps,
@@ -268,7 +274,7 @@ def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a chec
                # Comma-separated, from calibration, ood, robustness, gradients, generation (accuracy always)
                evals:str=','.join(EVALS),
                # Comma-separated OOD sets; default: the preset's for the run's dataset (digits: interp, uniform,
-               # constant)
+               # constant), or for a run on some of its classes the OOD study's (held-out classes first)
                ood_sets:str=None,
                # Correctly classified test images to attack; default: the preset's (digits 100, cifar 300)
                n_attack:int=None,

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['JEM_KINDS', 'ActNorm', 'make_norm', 'make_conv', 'WideBlock', 'WideResNet', 'wrn_num_params', 'log_p_y_given_x',
            'p_y_given_x', 'jem_to_ngebm_state_dict', 'load_jem_checkpoint', 'mlp', 'BottleneckWideResNet', 'energy_mlp',
-           'EmbeddedEnergy', 'FlowDensity', 'realnvp_flow']
+           'EmbeddedEnergy', 'FeatureEnergy', 'FlowDensity', 'realnvp_flow']
 
 # %% ../nbs/02_models.ipynb #a31c1297
 import torch
@@ -292,6 +292,16 @@ class EmbeddedEnergy(nn.Module):
         self.training = mode; self.head.train(mode); return self
     def embed(self, x:Tensor) -> Tensor: return (self.extractor.features(x) - self.mean) / self.std
     def forward(self, x:Tensor) -> Tensor: return self.head(self.embed(x))
+
+class FeatureEnergy(nn.Module):
+    "An energy head on standardised features that keeps, as buffers, the standardisation (mean, std) it was trained on."
+    def __init__(self, head:nn.Module, mean:Tensor, std:Tensor):
+        super().__init__(); self.head = head
+        self.register_buffer('mean', mean.clone()); self.register_buffer('std', std.clone())
+    def forward(self, f:Tensor) -> Tensor: return self.head(f)
+    def on_images(self, extractor:WideResNet) -> EmbeddedEnergy:
+        "The model of images: `extractor`'s features, standardised as in training, into this head."
+        return EmbeddedEnergy(extractor, self.head, self.mean, self.std)
 
 # %% ../nbs/02_models.ipynb #d8f7e9c7
 class FlowDensity(nn.Module):

@@ -5,16 +5,17 @@
 # %% auto #0
 __all__ = ['atomic_write', 'write_text_atomic', 'save_checkpoint', 'file_sha256', 'load_checkpoint', 'read_json', 'write_log',
            'run_lock', 'read_checkpoint_meta', 'checkpoint_path', 'repair_run', 'run_identity', 'open_run', 'read_log',
-           'run_config', 'load_model']
+           'run_config', 'load_extractor', 'load_model']
 
 # %% ../nbs/11_runs.ipynb #ced6fa04
 import contextlib, errno, hashlib, json, os, re, shutil, socket, warnings
 from pathlib import Path
 import torch
 from torch import nn
-from .models import WideResNet
+from .data import dataset_info
+from .models import FeatureEnergy
 from .methods import method_class
-from .config import TrainConfig
+from .config import TrainConfig, make_model
 
 # %% ../nbs/11_runs.ipynb #807a4304
 def atomic_write(path:Path,   # Destination
@@ -204,25 +205,52 @@ def run_config(out:str|Path) -> TrainConfig:
     try: return TrainConfig.from_dict(d)
     except (TypeError, KeyError, ValueError) as e: raise ValueError(f"{p} does not describe a run: {e}") from None
 
+def _untrained(cfg:TrainConfig, st:dict, extractor:nn.Module=None) -> nn.Module:
+    """The untrained network of a run: a Wide-ResNet shaped by its checkpoint `st` (as in every run folder), any other
+    shaped by its data and method; a `FeatureEnergy` on `extractor`'s features when it has one."""
+    m, info = cfg.model, dataset_info(cfg.data.dataset)
+    if m.arch in ('wrn', 'bottleneck'):   # plain or spectral layers
+        head, stem = (next((v for k, v in st.items()
+                            if re.fullmatch(rf'{layer}\.(parametrizations\.)?weight(\.original)?', k)), None)
+                      for layer in ('head', 'stem'))
+        if head is None or stem is None: raise LookupError("it has no Wide-ResNet stem and head")
+        return make_model(m, head.shape[0], (stem.shape[1],))
+    k = info.n_classes if cfg.data.classes is None else len(cfg.data.classes)
+    n_out = k if method_class(cfg.method).classifier else 1
+    if extractor is None: return make_model(m, n_out, info.shape)
+    dim = extractor.widths[-1]
+    return FeatureEnergy(make_model(m, n_out, (dim,)), torch.zeros(dim), torch.ones(dim))
+
+def load_extractor(folder:str|Path,   # The classifier's run folder: absolute, or relative to `run`
+                   run:str|Path=None, # The run folder whose config names it (None: relative to the working directory)
+                   device='cpu',
+                  ) -> nn.Module:     # Its last checkpoint, frozen, in eval mode
+    "The frozen classifier whose features a run models (`ModelConfig.extractor`)."
+    path = Path(os.path.normpath(Path(run or '.')/folder))
+    if not (path/'last.pt').exists():
+        raise FileNotFoundError(f"{path/'last.pt'} is missing: the frozen classifier of {run or 'this run'} "
+                                "(ModelConfig.extractor) must be trained first")
+    return load_model(path, 'last', device).requires_grad_(False)
+
 def load_model(out:str|Path,      # Run folder
                which:str='best',  # 'best' or 'last'
                device='cpu',
-              ) -> nn.Module:     # The trained WideResNet, in eval mode
+              ) -> nn.Module:     # The trained model of images, in eval mode
     """Rebuild the model of a run folder and load the chosen checkpoint's weights (best.pt verified against last.pt's
-    record)."""
+    record); a model of a classifier's features comes composed with that classifier (`FeatureEnergy.on_images`)."""
     cfg, path = run_config(out), checkpoint_path(out, which)
     st, m = load_checkpoint(path, device)['model'], cfg.model
-    # plain or spectral
-    weight = lambda layer: next(v for k, v in st.items()
-                                if re.fullmatch(rf'{layer}\.(parametrizations\.)?weight(\.original)?', k))
-    model = WideResNet(m.depth, m.widen_factor, weight('head').shape[0], weight('stem').shape[1], norm=m.norm,
-                       dropout=m.dropout)
-    model = method_class(cfg.method)(cfg.hp).adapt_model(model)
-    try: model.load_state_dict(st)
+    ext = load_extractor(m.extractor, out, device) if m.extractor is not None else None
+    misfit = lambda why: RuntimeError(f"{path} does not fit the architecture in {Path(out)/'config.json'} "
+                                      f"({m.arch}, WRN-{m.depth}-{m.widen_factor}, norm {m.norm}): {why}; "
+                                      "the checkpoint was trained with another arch, depth, width or norm")
+    try:
+        model = method_class(cfg.method)(cfg.hp).adapt_model(_untrained(cfg, st, ext))
+        model.load_state_dict(st)
+    except LookupError as e: raise misfit(e.args[0]) from None
     except RuntimeError as e:
         # torch lists every mismatch; name one
-        first = next((l.strip().rstrip('.') for l in str(e).splitlines()[1:] if l.strip()), str(e).splitlines()[0])
-        raise RuntimeError(f"{path} does not fit the architecture in {Path(out)/'config.json'} "
-                           f"(WRN-{m.depth}-{m.widen_factor}, norm {m.norm}): "
-                           f"{first}; the checkpoint was trained with another depth, width or norm") from None
-    return model.to(device).eval()
+        raise misfit(next((l.strip().rstrip('.') for l in str(e).splitlines()[1:] if l.strip()),
+                          str(e).splitlines()[0])) from None
+    model = model.to(device).eval()
+    return model.on_images(ext).to(device).eval() if ext is not None else model

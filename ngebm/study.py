@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FAMILIES', 'VARIANTS', 'Family', 'igebm_study_hp', 'ssm_study_hp', 'vera_study_hp', 'ModelSpec', 'StudyConfig',
-           'data_config', 'spec_config', 'load_classifier', 'spec_data_model', 'spec_build', 'scores_for',
-           'score_model', 'study_run', 'train_spec', 'run_study']
+           'data_config', 'model_config', 'spec_config', 'scores_for', 'score_model', 'study_run', 'train_spec',
+           'run_study']
 
 # %% ../nbs/21_study.ipynb #649d69d4
 import json, math, os, time
@@ -16,18 +16,15 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from fastcore.script import call_parse, store_true
 from .core import energy
-from .data import (DataConfig, Loaders, RawImages, TensorImages, Transformed, UniformImages, ConstantImages,
-                        InterpImages,
-                        dataset_info, load_split, split_indices, train_preprocess, eval_preprocess)
-from .models import WideResNet, BottleneckWideResNet, energy_mlp, EmbeddedEnergy, realnvp_flow
-from .heldout import held_out_loaders, study_ood_sets, feature_loaders, subset_loader, NATURAL, NON_NATURAL
+from .data import DataConfig, make_loaders
+from .heldout import study_ood_loaders, NATURAL, NON_NATURAL
 from .methods import method_class, METHODS
 from .methods.supervised import supervised
 from .methods.vera import VERAConfig, VERASupConfig
 from .methods.igebm import IGEBMConfig
 from .methods.score import SSMConfig
 from .config import TrainConfig, RunConfig, ModelConfig, OptimConfig
-from .runs import load_checkpoint, read_log, atomic_write, write_text_atomic
+from .runs import load_model, read_log, atomic_write, write_text_atomic
 from .training import train
 from .stats import mean_se, fmt_mean_se
 from .cli import cli_errors
@@ -147,11 +144,22 @@ class StudyConfig:
 
 # %% ../nbs/21_study.ipynb #80754af9
 def data_config(study:StudyConfig) -> DataConfig:
-    "The data settings of every model: digits, JEM's preprocessing, one validation split (seed 1) for all."
-    return DataConfig(dataset='digits', batch_size=study.batch_size, seed=1)
+    """The data settings of every model: digits, the study's training classes, JEM's preprocessing, one validation split
+    (seed 1) for all."""
+    return DataConfig(dataset='digits', batch_size=study.batch_size, seed=1, classes=study.in_classes)
+
+def model_config(study:StudyConfig, spec:ModelSpec) -> ModelConfig:
+    """The network of one model: a Wide-ResNet (bottlenecked for 'bottleneck') or RealNVP on images, or an MLP energy or
+    RealNVP on the features of its seed's classifier ('embed'), found relative to the model's run folder."""
+    embed = spec.variant == 'embed'
+    arch = ('flow' if spec.family == 'flow' else 'mlp' if embed else
+            'bottleneck' if spec.variant == 'bottleneck' else 'wrn')
+    clf = os.path.relpath(ModelSpec('classifier', seed=spec.seed).folder, spec.folder) if embed else None
+    return ModelConfig(study.depth, study.width, arch=arch, bottleneck=study.bottleneck, flow_layers=study.flow_layers,
+                       hidden=study.flow_hidden if arch == 'flow' else study.mlp_hidden, extractor=clf)
 
 def spec_config(study:StudyConfig, spec:ModelSpec) -> TrainConfig:
-    "The `TrainConfig` (config.json) of one model."
+    "The `TrainConfig` (config.json) of one model: everything `ngebm_train`'s builder and `ngebm_eval` need."
     if spec.family == 'classifier': method, hp, betas, lr, epochs = 'ce', None, (0.9, 0.999), study.lr, study.clf_epochs
     elif spec.family == 'flow': method, hp, betas, lr, epochs = 'mle', None, (0.9, 0.999), study.lr, study.epochs
     else:
@@ -159,46 +167,8 @@ def spec_config(study:StudyConfig, spec:ModelSpec) -> TrainConfig:
         (method, hp), betas, lr, epochs = fam.method_and_hp(spec.space,
                                                             spec.gamma), fam.betas, fam.lr or study.lr, study.epochs
     return TrainConfig(method=method, epochs=epochs, seed=spec.seed, data=data_config(study),
-                       model=ModelConfig(study.depth, study.width),
+                       model=model_config(study, spec),
                        optim=OptimConfig(lr=lr, betas=betas, warmup_iters=study.warmup, decay_epochs=()), hp=hp)
-
-def load_classifier(study:StudyConfig, out:Path, seed:int, device='cpu') -> WideResNet:
-    "The trained cross-entropy classifier of `seed` (last checkpoint), frozen, in eval mode."
-    folder = Path(out)/ModelSpec('classifier', seed=seed).folder
-    if not (folder/'eval.json').exists():
-        raise FileNotFoundError(f"{folder} holds no finished classifier; the embedding models of seed {seed} need it: "
-                                "run the study (it trains classifiers first)")
-    m = WideResNet(study.depth, study.width, len(study.in_classes), 1)
-    m.load_state_dict(load_checkpoint(folder/'last.pt', device)['model'])
-    return m.to(device).eval().requires_grad_(False)
-
-def spec_data_model(study:StudyConfig, spec:ModelSpec, out:Path, device) -> tuple:
-    "(training loaders, model to train, model to score images with) of one spec."
-    dcfg, K = data_config(study), len(study.in_classes)
-    dls = held_out_loaders(dcfg, study.in_classes)
-    n_out = K if spec.family == 'classifier' or spec.variant == 'sup' else 1
-    if spec.variant == 'embed':
-        ext = load_classifier(study, out, spec.seed, device)
-        fdls, sf = feature_loaders(ext, dls, dcfg)
-        head = realnvp_flow(fdls.shape, study.flow_layers,
-                            study.flow_hidden) if spec.family == 'flow' else energy_mlp(fdls.shape[0], 1,
-                                                                                        study.mlp_hidden)
-        return fdls, head.to(device), EmbeddedEnergy(ext, head, sf.mean.to(device), sf.std.to(device))
-    if spec.family == 'flow': model = realnvp_flow(dls.shape, study.flow_layers, study.flow_hidden)
-    elif spec.variant == 'bottleneck':
-        model = BottleneckWideResNet(study.depth, study.width, n_out, dls.shape[0], bottleneck=study.bottleneck)
-    else: model = WideResNet(study.depth, study.width, n_out, dls.shape[0])
-    return dls, model.to(device), model
-
-def spec_build(study:StudyConfig, spec:ModelSpec, out:Path) -> tuple:
-    """(build, scorer): the `build` that `train` calls for one spec's data and model, and a dict that receives the model
-    scoring images."""
-    scorer = {}
-    def build(cfg, method, device):
-        dls, model, scorer['model'] = spec_data_model(study, spec, out, device)
-        return dls, model
-    return build, scorer
-
 
 # %% ../nbs/21_study.ipynb #f65e5163
 def scores_for(spec:ModelSpec) -> tuple:
@@ -209,9 +179,8 @@ def scores_for(spec:ModelSpec) -> tuple:
 def score_model(study:StudyConfig, spec:ModelSpec, scorer:nn.Module, device) -> OODReport:
     "AUROC and AUC-PR of every score, in-distribution test images (positives) against each OOD set."
     dcfg = data_config(study)
-    test = held_out_loaders(dcfg, study.in_classes).test
-    ood = {k: subset_loader(ds, dcfg, False, 4) for k, ds in study_ood_sets(dcfg, study.in_classes).items()}
-    return evaluate_ood(scorer.eval(), test, ood, scores_for(spec), device=device)
+    return evaluate_ood(scorer.eval(), make_loaders(dcfg).test, study_ood_loaders(dcfg), scores_for(spec),
+                        device=device)
 
 def study_run(run:RunConfig=None) -> RunConfig:
     "How every model of the study runs: `run` (default: no progress bars) in fp32 and the standard memory format."
@@ -228,9 +197,13 @@ def train_spec(study:StudyConfig, # The study
     cfg = spec_config(study, spec)
     if (folder/'eval.json').exists() and (ev := json.loads((folder/'eval.json').read_text()))['epochs'] == cfg.epochs:
         return ev
-    build, scorer = spec_build(study, spec, out)
-    train(cfg, folder, run, resume=True, build=build)
-    rep, history = score_model(study, spec, scorer['model'], run.torch_device), read_log(folder)
+    clf = Path(out)/ModelSpec('classifier', seed=spec.seed).folder/'eval.json'
+    if spec.variant == 'embed' and not clf.exists():
+        raise FileNotFoundError(f"{clf} is missing: the embedding models of seed {spec.seed} need a finished "
+                                "classifier; run the study (it trains classifiers first)")
+    train(cfg, folder, run, resume=True)
+    scorer = load_model(folder, 'last', run.torch_device)   # the model the run ended with, as `ngebm_eval` loads it
+    rep, history = score_model(study, spec, scorer, run.torch_device), read_log(folder)
     recs = [r for r in history if 'event' not in r]
     ev = dict(spec=asdict(spec), group=spec.group, epochs=cfg.epochs, metrics=rep.metrics,
               train_seconds=sum(r['seconds'] for r in recs), valid_acc=recs[-1].get('valid_acc') if recs else None,

@@ -13,14 +13,15 @@ from pathlib import Path
 import torch, torch.distributed as dist
 from fastcore.script import call_parse, store_true
 from .data import make_loaders
-from .models import WideResNet
+from .models import FeatureEnergy
+from .heldout import feature_loaders
 from .precision import fp32_outputs, channels_last
 from .learner import Learner, MaxBatchesCB, LRScheduleCB, seed_everything, deterministic_mode
 from .methods import method_class
 from .methods.ngebm import NGEBMConfig
 from .config import (TrainConfig, RunConfig, GuardConfig, OptimConfig, PRESETS, lr_at, make_optimizer, set_hp,
-                          preset_config, preset_for)
-from .runs import run_lock, open_run, load_checkpoint
+                          preset_config, preset_for, make_model)
+from .runs import run_lock, open_run, load_checkpoint, load_extractor
 from .callbacks import (MetricsCB, OutlierEnergyCB, ValidCB, GuardCB, ProgressCB, CheckpointCB, LogCB, SamplesCB,
                              MemoryCheckpoint)
 from .distributed import (dist_env, launched_distributed, rank_device, process_group, rank_config, data_parallel,
@@ -44,26 +45,33 @@ def configure_cuda(run:RunConfig):
 
 
 # %% ../nbs/14_training.ipynb #050ac5d8
-def build_data_model(cfg:TrainConfig, method, device) -> tuple:
-    """(loaders, model) of `cfg`: its dataset and its Wide-ResNet, K outputs for a classifier method, one for a scalar
-    energy."""
+def build_data_model(cfg:TrainConfig,  # What to train
+                     method,            # Its method (a classifier gets K outputs, a scalar energy one)
+                     device,
+                     folder:Path=None,  # The run folder: a relative `cfg.model.extractor` is resolved against it
+                    ) -> tuple:         # (loaders, model to train)
+    """The data and the network of `cfg`; with `cfg.model.extractor`, the loaders of the frozen classifier's
+    standardised features and a `FeatureEnergy` on them."""
     dls, m = make_loaders(cfg.data), cfg.model
     n_out = dls.n_classes if method.classifier else 1
-    model = WideResNet(m.depth, m.widen_factor, n_out, dls.shape[0], norm=m.norm, dropout=m.dropout)
-    return dls, model.to(device)   # the method adapts it in its `setup` (e.g. score matching's smooth activations)
+    # the method adapts the model in its `setup` (e.g. score matching's smooth activations)
+    if m.extractor is None: return dls, make_model(m, n_out, dls.shape).to(device)
+    fdls, sf = feature_loaders(load_extractor(m.extractor, folder, device), dls, cfg.data)
+    return fdls, FeatureEnergy(make_model(m, n_out, fdls.shape), sf.mean, sf.std).to(device)
 
 def build_learner(cfg:TrainConfig,     # What to train
                   run:RunConfig=None,  # How: device, precision, logging
                   cbs=(),              # Extra callbacks
                   checkpointer=None,   # What the guard rolls back through (default: a `MemoryCheckpoint`)
                   build=None,          # (cfg, method, device) -> (loaders, model); default `build_data_model`
+                  folder:Path=None,    # The run folder (where a relative `cfg.model.extractor` is found)
                  ) -> Learner:
     """Data, model, method and optimiser of `cfg`, seeded as every run is, with the standard callbacks:
     a Learner ready to `fit`."""
     run = run or RunConfig(); device = run.torch_device
     method = method_class(cfg.method)(cfg.hp)
     seed_everything(cfg.seed)
-    dls, model = (build or build_data_model)(cfg, method, device)
+    dls, model = (build or partial(build_data_model, folder=folder))(cfg, method, device)
     precision, cl = run.arithmetic(method)
     if cl: model = channels_last(model)
     if precision.bf16: fp32_outputs(model)   # energies, losses and their reductions in fp32 (00c_precision)
@@ -98,7 +106,8 @@ def _train_rank(cfg, out, run, resume, cbs, build) -> list:
         stack.enter_context(deterministic_mode(run.deterministic)); stack.enter_context(configure_cuda(run))
         ckpt = CheckpointCB(out) if rank == 0 else ReplicaCheckpointCB(out)
         own = _folder_cbs(cfg, out, run) if rank == 0 else []
-        learn = data_parallel(build_learner(rank_config(cfg, world), run, own + list(cbs), ckpt, build), cfg.data.seed)
+        learn = data_parallel(build_learner(rank_config(cfg, world), run, own + list(cbs), ckpt, build, out),
+                              cfg.data.seed)
         opened = {}
         def open_folder():
             stack.enter_context(run_lock(out))
@@ -121,7 +130,7 @@ def train(cfg:TrainConfig,    # What to train
     if launched_distributed(): return _train_rank(cfg, out, run, resume, cbs, build)
     with deterministic_mode(run.deterministic), configure_cuda(run):
         # a bad config fails here, before the folder is touched
-        learn = build_learner(cfg, run, _folder_cbs(cfg, out, run) + list(cbs), CheckpointCB(out), build)
+        learn = build_learner(cfg, run, _folder_cbs(cfg, out, run) + list(cbs), CheckpointCB(out), build, out)
         with run_lock(out): return _open_and_fit(learn, cfg, lambda: open_run(out, cfg, resume))
 
 # %% ../nbs/14_training.ipynb #c6b0ef33

@@ -45,6 +45,7 @@ def supervised(base:str, # Name of a registered method
         name=name, Config=Config, classifier=True, __init__=__init__, loss=loss,
         __doc__=f"{base} on a K-class head plus gamma * cross-entropy.",
         setup=lambda self, learn: self.base.setup(learn), remedy=lambda self, r, f=2.0: self.base.remedy(r, f),
+        adapt_model=lambda self, model: self.base.adapt_model(model),
         modules=lambda self: self.base.modules(), state_dict=lambda self: self.base.state_dict(),
         load_state_dict=lambda self, st: self.base.load_state_dict(st)))
     register_method(cls)
