@@ -7,6 +7,7 @@ __all__ = ['TrainJob', 'submitit_executor', 'submit_training', 'usable_cores', '
 
 # %% ../nbs/16_cluster.ipynb #a5d50ab5
 import multiprocessing as mp, os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -72,27 +73,33 @@ def auto_workers(n_jobs:int, device='cpu') -> int:
 
 def _set_threads(threads:int): torch.set_num_threads(threads)
 
-def _indexed(fn, job): return job[0], fn(job[1])
-
 class ProcessPool:
-    "Context manager: `map` runs jobs here (1 worker) or in `workers` spawned processes of `threads` threads each."
+    """Context manager: `map` runs jobs here (1 worker) or in `workers` spawned processes of `threads` threads each
+    (processes that may start their own, e.g. data-loader workers)."""
     def __init__(self, workers:int=1, threads:int=1): self.workers, self.threads, self.pool = workers, threads, None
     def __enter__(self): return self
     def __exit__(self, *exc):
-        if self.pool is not None: self.pool.terminate(); self.pool.join()
+        if self.pool is None: return
+        if exc[0] is not None:   # a job failed, or the caller stopped: end the others now, not when they finish
+            for p in list(self.pool._processes.values()): p.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
     def map(self, fn,        # A module-level function of one job (pickled into the workers)
             jobs,            # Its arguments, one per call
             done=None,       # done(i, result) as job i finishes
            ) -> list:        # fn(job) for every job, in the order of `jobs`
-        "fn over jobs; the processes start at the first call with more than one job and serve every later call."
+        "fn over jobs; the processes start at the first call and serve every later one."
         jobs, out = list(jobs), [None] * len(jobs)
-        if self.workers > 1 and len(jobs) > 1 and self.pool is None:
-            self.pool = mp.get_context('spawn').Pool(self.workers, _set_threads, (self.threads,))
-        results = (self.pool.imap_unordered(partial(_indexed, fn), enumerate(jobs)) if self.pool is not None
-                   else ((i, fn(j)) for i, j in enumerate(jobs)))
-        for i, r in results:
-            out[i] = r
-            if done: done(i, r)
+        if self.workers <= 1:
+            for i, j in enumerate(jobs):
+                out[i] = fn(j)
+                if done: done(i, out[i])
+            return out
+        if self.pool is None and jobs:
+            self.pool = ProcessPoolExecutor(self.workers, mp.get_context('spawn'), _set_threads, (self.threads,))
+        futures = {self.pool.submit(fn, j): i for i, j in enumerate(jobs)}
+        for f in as_completed(futures):
+            i = futures[f]; out[i] = f.result()   # a job's error is raised here
+            if done: done(i, out[i])
         return out
 
 def map_processes(fn, jobs, workers:int=1, threads:int=1, done=None) -> list:

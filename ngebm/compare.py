@@ -258,7 +258,7 @@ def compare(cc:CompareConfig,   # What to compare
 _NAMES = dict(ce='CE', jem='JEM', ngebm='NG-EBM')
 
 def _write_outputs(out:Path, cc, p, evals, costs, report, runs, loaders, jem=None, pooled=None):
-    """results.json without the raw arrays (and with `pooled`: processes, threads, seconds of each phase), report.md, and
+    """results.json without the raw arrays (with `pooled`: processes, threads, seconds of each phase), report.md, and
     the figures (with samples and extremes of `jem`, a JEM model, if given); all atomic."""
     figs, seeds = out/'figures', cc.seed_list
     figs.mkdir(exist_ok=True)

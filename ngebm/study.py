@@ -26,6 +26,7 @@ from .methods.score import SSMConfig
 from .config import TrainConfig, RunConfig, ModelConfig, OptimConfig
 from .runs import load_model, read_log, atomic_write, write_text_atomic
 from .training import train
+from .cluster import ProcessPool
 from .stats import mean_se, fmt_mean_se
 from .cli import cli_errors
 from .ood import evaluate_ood, ood_report, OODReport, SCORES
@@ -237,15 +238,11 @@ def run_study(study:StudyConfig,  # What to train
     write_text_atomic(out/'study.json', json.dumps(asdict(study), indent=1))
     specs = study.specs()
     phases = [[s for s in specs if s.variant != 'embed'], [s for s in specs if s.variant == 'embed']]
-    results, t0 = [], time.perf_counter()
-    for phase in phases:
-        jobs = [(asdict(study), asdict(s), str(out), asdict(run)) for s in phase]
-        if workers > 1:
-            import multiprocessing as mp
-            with mp.get_context('spawn').Pool(workers) as pool:
-                for r in pool.imap(_job, jobs): results.append(r); _log_result(log, r, len(results), len(specs), t0)
-        else:
-            for j in jobs: r = _job(j); results.append(r); _log_result(log, r, len(results), len(specs), t0)
+    results, finished, t0 = [], [], time.perf_counter()
+    def report(i, r): finished.append(r); _log_result(log, r, len(finished), len(specs), t0)
+    with ProcessPool(workers, threads=1) as pool:   # `16_cluster`; `_job` pins one thread in this process too
+        for phase in phases:
+            results += pool.map(_job, [(asdict(study), asdict(s), str(out), asdict(run)) for s in phase], report)
     return results
 
 def _log_result(log, r, i, n, t0):
