@@ -19,8 +19,7 @@ from matplotlib.collections import PathCollection
 from PIL import Image
 from torchvision.utils import make_grid
 
-from ngebm.toy import ToyConfig, toy_data, train_cd, train_jem, train_ngebm, train_igebm, train_ssm, train_dsm
-from ngebm.toy import plot_toys, mean_grad_norm
+from ngebm.toy import TOY_METHODS, toy_data, train_toy, plot_toys, mean_grad_norm
 from ngebm.runs import load_model, run_config, read_log
 from ngebm.data import make_loaders
 from ngebm.evaluate import jem_samples, plot_reliabilities, ood_report_from
@@ -38,13 +37,12 @@ def save(fig, path:Path, dpi=80):
 
 def toys(out:Path):
     "The six toy methods on the rings: energy and data, SGLD samples, approximate mass (`plot_toys`, larger type)."
-    cfg = ToyConfig()
-    x, y = toy_data('rings', 1024, cfg.seed)
-    models = {'CD': train_cd(x, cfg), 'JEM': train_jem(x, y, cfg), 'NG-EBM': train_ngebm(x, y, cfg),
-              'IGEBM': train_igebm(x, cfg), 'SSM': train_ssm(x, cfg), 'DSM': train_dsm(x, cfg)}
+    x, y = toy_data('rings', 1024)
+    titles = {'cd': 'CD', 'jem': 'JEM', 'ngebm': 'NG-EBM', 'igebm': 'IGEBM', 'ssm': 'SSM', 'dsm': 'DSM'}
+    models = {titles[k]: train_toy(k).model for k in TOY_METHODS}
     rows, names = ['energy E(x), data', 'SGLD samples (red)', '-||dE/dx|| (approx. mass)'], list(models)
     with plt.rc_context({'font.size': 16}):
-        fig = plot_toys(models, x, cfg)
+        fig = plot_toys(models, x)
         for i, ax in enumerate(fig.axes):   # row-major, a column per model: names on top, quantities on the left
             r, name = i // len(names), names[i % len(names)]
             ax.set_title(name if r == 0 else '')
