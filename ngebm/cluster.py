@@ -6,7 +6,7 @@
 __all__ = ['TrainJob', 'submitit_executor', 'submit_training', 'usable_cores', 'auto_workers', 'ProcessPool', 'map_processes']
 
 # %% ../nbs/16_cluster.ipynb #a5d50ab5
-import multiprocessing as mp, os
+import multiprocessing as mp, os, sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
@@ -73,6 +73,12 @@ def auto_workers(n_jobs:int, device='cpu') -> int:
 
 def _set_threads(threads:int): torch.set_num_threads(threads)
 
+def _check_importable(fn):
+    "A clear error for a function that spawned processes cannot import: one defined in a notebook or an interpreter."
+    if getattr(fn, '__module__', None) == '__main__' and not hasattr(sys.modules['__main__'], '__file__'):
+        raise ValueError(f"{getattr(fn, '__qualname__', fn)} is defined interactively (a notebook or a console), where "
+                         "spawned processes cannot import it: run one from a module, such as the package's, or workers=1")
+
 class ProcessPool:
     """Context manager: `map` runs jobs here (1 worker) or in `workers` spawned processes of `threads` threads each
     (processes that may start their own, e.g. data-loader workers)."""
@@ -94,6 +100,7 @@ class ProcessPool:
                 out[i] = fn(j)
                 if done: done(i, out[i])
             return out
+        _check_importable(fn)
         if self.pool is None and jobs:
             self.pool = ProcessPoolExecutor(self.workers, mp.get_context('spawn'), _set_threads, (self.threads,))
         futures = {self.pool.submit(fn, j): i for i, j in enumerate(jobs)}

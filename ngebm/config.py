@@ -96,8 +96,9 @@ class RunConfig:
         return cls(device, check_choice(precision, ('auto', *PRECISIONS), '--precision value'), cl, **kw)
     def arithmetic(self, method=None) -> tuple:
         "(Precision, channels_last) of this run of `method` ; channels-last with bf16 unless set."
-        if self.precision == 'auto' and method is not None and not method.fast_path:   # fp32 until measured
-            p = Precision('fp32', self.torch_device, f"auto: the fast path is not measured for {method.name}; fp32")
+        if self.precision == 'auto' and method is not None and self.torch_device.type not in method.fast_path:
+            p = Precision('fp32', self.torch_device, f"auto: {method.name} has no measured fast path on "
+                                                     f"{self.torch_device.type}; fp32")
         else: p = resolve_precision(self.precision, self.torch_device, self.deterministic)
         return p, p.bf16 if self.channels_last is None else self.channels_last
 

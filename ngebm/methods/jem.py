@@ -40,7 +40,7 @@ def batch_statistics(model:nn.Module) -> bool:
 class JEM(Method):
     "JEM: cross-entropy plus contrastive divergence on p(x) with persistent SGLD chains from a replay buffer."
     name, Config = 'jem', JEMConfig
-    fast_path = True   # measured in 18a_fast_path
+    fast_path = ('cpu', 'cuda')   # measured in 18a_fast_path and 18_bench
     def __init__(self, hp=None):
         super().__init__(hp); self.steps, self.buffer, self._unlabeled = self.hp.sgld.steps, None, None
     def setup(self, learn):
