@@ -20,7 +20,7 @@ from .data import Loaders, dataset_info
 from .learner import Learner
 from .methods import METHODS
 from .config import RunConfig, PRESETS, preset_config, make_model
-from .training import build_learner
+from .training import build_learner, configure_cuda
 from .cli import check_choice, check_flags, parse_list, cli_errors
 
 # %% ../nbs/18_bench.ipynb #3c9d5e02
@@ -178,29 +178,31 @@ def bench(preset:str='digits',     # A key of PRESETS: model, image shape, metho
     say(f"ngebm_bench: preset {preset} (WRN-{p.depth}-{p.width}, batch {batch}) on {run.torch_device}; "
         f"methods {', '.join(methods)}; "
         f"arithmetic {', '.join(variants)}")
-    try:
-        for v, m in keys:
-            t0 = time.perf_counter(); learners[v, m] = bench_learner(m, preset, batch, variants[v], seed)
-            if m in flops: continue
-            flops[m] = step_flops(*learners[v, m], counted=counted if counted and max(counted) < batch else None)
-            say(f"{m}: {flops[m] / 1e9:.4g} GFLOP per step (counted in {time.perf_counter() - t0:.1f} s)")
-        for i in range(warmup if rounds else 0):
-            say(f"warm-up {i + 1}/{warmup}: " + ', '.join(f"{m} {v} {timed_step(*learners[v, m])[0]:.3g} s"
-                                                          for v, m in keys))
-        bar = progress_bar(range(rounds), leave=False) if progress and sys.stdout.isatty() and rounds else range(rounds)
-        for r in bar:
-            now = {}
-            for k in keys[r % len(keys):] + keys[:r % len(keys)]:  # rotated: nothing always runs first
-                now[k], mb = timed_step(*learners[k]); times[k].append(now[k]); mems[k].append(mb)
-            for k, x in _ratios(now, lambda k: (k[0], 'ce')).items(): ratios[k].append(x)
-            for k, x in _ratios(now, lambda k: (ref, k[1])).items(): fp32_ratios[k].append(x)
-            line = ', '.join(f"{m} {v} {now[v, m]:.3g} s" for v, m in keys)
-            if isinstance(bar, range): say(f"round {r + 1}/{rounds}: {line}")
-            else: bar.comment = line
-    except KeyboardInterrupt:
-        interrupted = True
-        say(f"interrupted: keeping what was measured ({len(flops)} of {len(methods)} FLOP counts, "
-            f"{min(map(len, times.values()))} complete rounds)")
+    with configure_cuda(run):   # what `train` sets on CUDA: cuDNN autotuning and TF32 (nothing on a CPU)
+        try:
+            for v, m in keys:
+                t0 = time.perf_counter(); learners[v, m] = bench_learner(m, preset, batch, variants[v], seed)
+                if m in flops: continue
+                flops[m] = step_flops(*learners[v, m], counted=counted if counted and max(counted) < batch else None)
+                say(f"{m}: {flops[m] / 1e9:.4g} GFLOP per step (counted in {time.perf_counter() - t0:.1f} s)")
+            for i in range(warmup if rounds else 0):
+                say(f"warm-up {i + 1}/{warmup}: " + ', '.join(f"{m} {v} {timed_step(*learners[v, m])[0]:.3g} s"
+                                                              for v, m in keys))
+            bars = progress and sys.stdout.isatty() and rounds
+            bar = progress_bar(range(rounds), leave=False) if bars else range(rounds)
+            for r in bar:
+                now = {}
+                for k in keys[r % len(keys):] + keys[:r % len(keys)]:  # rotated: nothing always runs first
+                    now[k], mb = timed_step(*learners[k]); times[k].append(now[k]); mems[k].append(mb)
+                for k, x in _ratios(now, lambda k: (k[0], 'ce')).items(): ratios[k].append(x)
+                for k, x in _ratios(now, lambda k: (ref, k[1])).items(): fp32_ratios[k].append(x)
+                line = ', '.join(f"{m} {v} {now[v, m]:.3g} s" for v, m in keys)
+                if isinstance(bar, range): say(f"round {r + 1}/{rounds}: {line}")
+                else: bar.comment = line
+        except KeyboardInterrupt:
+            interrupted = True
+            say(f"interrupted: keeping what was measured ({len(flops)} of {len(methods)} FLOP counts, "
+                f"{min(map(len, times.values()))} complete rounds)")
     cifar = p.dataset.startswith('cifar')
     res = {v: {m: _summary(m, times[v, m], ratios[v, m], fp32_ratios[v, m], mems[v, m], flops, batch, steps, g,
                            utilisation, cifar)

@@ -19,5 +19,5 @@ class NGEBMConfig(NGEBMWeights):
 class NGEBM(Method):
     "NG-EBM: cross-entropy plus the penalty on ||dE/dx|| at the training data, by double backpropagation (no sampling)."
     name, Config = 'ngebm', NGEBMConfig
-    fast_path = ('cpu',)   # 18a_fast_path; on CUDA bf16 was slower than fp32 (18_bench)
+    fast_path = ('cpu', 'cuda')   # measured in 18a_fast_path and 18_bench
     def loss(self, learn, x, y): return ngebm_loss(learn.model, x, y, self.hp)
