@@ -21,6 +21,7 @@ from .learner import Learner
 from .methods import METHODS
 from .config import RunConfig, PRESETS, preset_config, make_model
 from .training import build_learner, configure_cuda
+from .runs import write_text_atomic
 from .cli import check_choice, check_flags, parse_list, cli_errors
 
 # %% ../nbs/18_bench.ipynb #3c9d5e02
@@ -293,5 +294,5 @@ def ngebm_bench(preset:str=None,          # digits, smoke, cifar10 or cifar100 (
               batch_size, rounds, warmup, gpu=gpu, utilisation=utilisation, run=run, precisions=precs or ('fp32',),
               progress=not no_progress)
     if no_progress: print(bench_table(b))
-    if json_out: Path(json_out).write_text(json.dumps(b, indent=1))
+    if json_out: write_text_atomic(Path(json_out), json.dumps(b, indent=1))
     if b['interrupted']: sys.exit(130)
