@@ -133,14 +133,19 @@ def _summary(m, times, ratios, fp32_ratios, mems, flops, batch, steps, gpu, util
                 paper_rtx3090_utilisation=fl * steps / (h * 3600 * GPUS['RTX3090'].peak_flops) if fl and h else None,
                 step_mem_mb=max(mems) if mems and mems[0] is not None else None, step_times=list(times))
 
-def arithmetic_variants(run:RunConfig, precisions=('fp32', 'auto')) -> dict:
+def arithmetic_variants(run:RunConfig, precisions=('fp32', 'auto'),
+                        graphs:bool=False, # Also each one with the chains as CUDA graphs ('+graphs')
+                       ) -> dict:
     """{label: RunConfig} of `run` at each precision, resolved here so that every method runs it, e.g.
     {'fp32': ..., 'bf16+cl': ...}; one entry where two resolve alike."""
     out = {}
     for p in precisions:
         r = replace(run, precision=p)
         prec, cl = r.arithmetic()
-        out.setdefault(prec.name + ('+cl' if cl else ''), replace(r, precision=prec.name, channels_last=cl))
+        label = prec.name + ('+cl' if cl else '')
+        r = replace(r, precision=prec.name, channels_last=cl, cuda_graphs=False)
+        out.setdefault(label, r)
+        if graphs: out.setdefault(label + '+graphs', replace(r, cuda_graphs=True))
     return out
 
 def _ratios(now:dict, base) -> dict:
@@ -159,6 +164,7 @@ def bench(preset:str='digits',     # A key of PRESETS: model, image shape, metho
           run:RunConfig=None,      # Device and memory format (its precision is replaced by each of `precisions`)
           precisions=('fp32', 'auto'), # Arithmetic timed side by side: fp32 and the fast path where the device has it
           seed:int=0,              # Seeds the weights and the batch (the same for every method)
+          graphs:bool=False,       # Also time each arithmetic with JEM's chains as CUDA graphs (CUDA only)
           progress:bool=True,      # Print each figure as it is measured, then the table
          ) -> dict:                # config, results ({arithmetic: {method: figures}}), interrupted
     """Count the FLOPs of one training step of each method, then time the steps at each precision interleaved.
@@ -168,7 +174,7 @@ def bench(preset:str='digits',     # A key of PRESETS: model, image shape, metho
     if not 0 < utilisation <= 1: raise ValueError(f"utilisation is a fraction of peak in (0, 1]; got {utilisation}")
     p, g = PRESETS[check_choice(preset, PRESETS, 'preset')], GPUS[check_choice(gpu, GPUS, 'gpu')]
     run = run or RunConfig(progress=False)
-    variants = arithmetic_variants(run, precisions) if rounds else {'fp32': replace(run, precision='fp32')}
+    variants = arithmetic_variants(run, precisions, graphs) if rounds else {'fp32': replace(run, precision='fp32')}
     ref = next(iter(variants))
     batch = batch_size or preset_config(p, methods[0], seed).data.batch_size
     steps = p.epochs * steps_per_epoch(preset, batch)
@@ -281,6 +287,7 @@ def ngebm_bench(preset:str=None,          # digits, smoke, cifar10 or cifar100 (
                 channels_last:str='auto', # Channels-last memory format: auto (with bf16), on or off
                 # Torch threads while timing (default: torch's, one per core; `ngebm_compare`'s processes: 1 each)
                 threads:int=None,
+                cuda_graphs:store_true=False, # Also time each arithmetic with JEM's chains as CUDA graphs (CUDA only)
                 json_out:str=None,        # Also write the full result as JSON to this file (default: none)
                 no_progress:store_true=False, # Print only the final table
                 debug:store_true=False,   # Show tracebacks
@@ -292,7 +299,7 @@ def ngebm_bench(preset:str=None,          # digits, smoke, cifar10 or cifar100 (
     if threads: torch.set_num_threads(threads)
     b = bench(preset or ('cifar10' if run.torch_device.type == 'cuda' else 'digits'), parse_list(methods or '') or None,
               batch_size, rounds, warmup, gpu=gpu, utilisation=utilisation, run=run, precisions=precs or ('fp32',),
-              progress=not no_progress)
+              graphs=cuda_graphs, progress=not no_progress)
     if no_progress: print(bench_table(b))
     if json_out: write_text_atomic(Path(json_out), json.dumps(b, indent=1))
     if b['interrupted']: sys.exit(130)

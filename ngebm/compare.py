@@ -352,6 +352,7 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (CPU, minutes
                   workers:int=None,
                   # Also write TensorBoard events to each run folder's tb/ (pip install 'ngebm[tensorboard]')
                   tensorboard:store_true=False,
+                  cuda_graphs:store_true=False, # Replay JEM's SGLD chains as CUDA graphs in training (CUDA only)
                   # inprocess (one model after another, here) or submitit (one job per model: SLURM, else local
                   # processes)
                   executor:str='inprocess',
@@ -367,7 +368,8 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (CPU, minutes
                        epochs, not no_attack, root, download, num_workers,
                        generation=not no_generation, inception=inception)
     out, run = Path(out or f'runs/compare-{preset}'), RunConfig.from_flags(device, precision, channels_last,
-                                                                           tensorboard=tensorboard)
+                                                                           tensorboard=tensorboard,
+                                                                           cuda_graphs=cuda_graphs)
     if check_choice(executor, ('inprocess', 'submitit'), 'executor') == 'submitit':
         res = compare_submitit(cc, out, run, submitit_executor(out/'jobs', **parse_params(submitit)),
                                progress=not no_progress, workers=workers)

@@ -80,12 +80,15 @@ class RunConfig:
     progress:bool=True         # Progress bars (plain lines when the output is not a terminal)
     deterministic:bool=False   # One CPU thread and deterministic kernels: bitwise-reproducible runs and resumes
     tensorboard:bool=False     # Also write TensorBoard events to the run folder's tb/ (needs the tensorboard package)
+    cuda_graphs:bool=False     # Replay JEM's SGLD chains as CUDA graphs (`SGLDGraph`, `03_sampling`); CUDA only
     def __post_init__(self):
         if self.max_batches is not None and self.max_batches < 1:
             raise ValueError(f"max_batches must be >= 1; got {self.max_batches}")
         if self.log_every < 1: raise ValueError(f"log_every must be >= 1; got {self.log_every}")
         if self.precision not in ('auto', *PRECISIONS):
             raise ValueError(f"precision must be auto, {' or '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.cuda_graphs and self.torch_device.type != 'cuda':
+            raise ValueError(f"cuda_graphs needs a CUDA device; this run is on {self.torch_device}")
     @property
     def torch_device(self) -> torch.device:
         return torch.device(self.device or ('cuda' if torch.cuda.is_available() else 'cpu'))

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['langevin_params', 'sgld_temperature', 'sgld_sample', 'UniformInit', 'ClassGaussianInit', 'fit_class_gaussians',
-           'ReplayBuffer', 'ShortRunInit', 'sample_q']
+           'ReplayBuffer', 'ShortRunInit', 'sample_q', 'SGLDGraph']
 
 # %% ../nbs/03_sampling.ipynb #569cbe55
 import math
@@ -240,9 +240,59 @@ def sample_q(f,                          # Classifier (nn.Module) or energy func
              batch_size:int|None=None,   # Number of samples (unless y is given)
              y:Tensor|None=None,         # Labels for class-conditional samples from E(x, y)
              n_steps:int=20, step_size:float=1.0, noise_std:float=0.01, clamp=None,
+             chains=None,                # An `SGLDGraph` of `f` that runs the chains (CUDA); None: `sgld_sample`
             ) -> Tensor:                 # Samples (B, *sample_shape), detached
     "Draw chain states from `source`, run `n_steps` of SGLD, write them back, return them."
     x0, idx = source.draw(batch_size, y)
-    x = sgld_sample(f, x0, n_steps, step_size, noise_std, clamp, y=y)
+    x = (sgld_sample(f, x0, n_steps, step_size, noise_std, clamp, y=y) if chains is None
+         else chains(x0, y, n_steps))
     source.update(idx, x)
     return x
+
+# %% ../nbs/03_sampling.ipynb #d8a27d31
+def _autocast_uncached(device_type:str):
+    """The autocast state in force on `device_type`, with its weight cache off:
+    a recorded graph must cast the current weights."""
+    return torch.autocast(device_type, torch.get_autocast_dtype(device_type),
+                          enabled=torch.is_autocast_enabled(device_type), cache_enabled=False)
+
+class SGLDGraph:
+    "`sgld_sample` of a classifier's chains, recorded once per shape as a CUDA graph, then replayed (CUDA only)."
+    def __init__(self, model:nn.Module,   # A classifier on a CUDA device; E(x) from its logits
+                 step_size:float=1.0, noise_std:float=0.01, clamp=None,
+                 warmup:int=3,             # Eager chains on a side stream before recording (cuDNN autotuning)
+                ):
+        self.device = next(model.parameters()).device
+        if self.device.type != 'cuda':
+            raise ValueError(f"CUDA graphs need the model on a CUDA device; it is on {self.device} "
+                             "(on a CPU, run the chains with `sgld_sample`)")
+        self.model, self.warmup, self.graphs = model, warmup, {}
+        self.kw = dict(step_size=step_size, noise_std=noise_std, clamp=clamp)
+
+    def _record(self, x0:Tensor, y:Tensor|None, n_steps:int) -> tuple:
+        "Warm up on a side stream, restore the random-number state, record one chain on static tensors."
+        xs, ys = x0.clone(), None if y is None else y.clone()
+        chain = lambda: sgld_sample(self.model, xs, n_steps, y=ys, **self.kw)
+        rng, side = torch.cuda.get_rng_state(self.device), torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side), _autocast_uncached('cuda'):
+            for _ in range(self.warmup): chain()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        torch.cuda.set_rng_state(rng, self.device)
+        graph = torch.cuda.CUDAGraph()
+        with _autocast_uncached('cuda'), torch.cuda.graph(graph): out = chain()
+        return graph, xs, ys, out
+
+    def __call__(self, x0:Tensor,          # Initial states (B, ...) on the model's device
+                 y:Tensor|None=None,       # Labels (B,): chains of E(x, y)
+                 n_steps:int=20,
+                ) -> Tensor:               # Final states: a new tensor (the next replay overwrites the graph's own)
+        "Replay the chain recorded for this shape (recording it first if there is none)."
+        key = (tuple(x0.shape), x0.dtype, y is not None, n_steps, torch.is_autocast_enabled('cuda'),
+               torch.get_autocast_dtype('cuda'))
+        if key not in self.graphs: self.graphs[key] = self._record(x0, y, n_steps)
+        graph, xs, ys, out = self.graphs[key]
+        xs.copy_(x0)
+        if y is not None: ys.copy_(y)
+        graph.replay()
+        return out.clone()

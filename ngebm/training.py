@@ -69,7 +69,7 @@ def build_learner(cfg:TrainConfig,     # What to train
     """Data, model, method and optimiser of `cfg`, seeded as every run is, with the standard callbacks:
     a Learner ready to `fit`."""
     run = run or RunConfig(); device = run.torch_device
-    method = method_class(cfg.method)(cfg.hp)
+    method = method_class(cfg.method)(cfg.hp); method.cuda_graphs = run.cuda_graphs
     seed_everything(cfg.seed)
     dls, model = (build or partial(build_data_model, folder=folder))(cfg, method, device)
     precision, cl = run.arithmetic(method)
@@ -183,6 +183,7 @@ def ngebm_train(method:str='ngebm',          # A registered method: ce, jem, nge
                 deterministic:store_true=False,
                 # Also write TensorBoard events to each run folder's tb/ (pip install 'ngebm[tensorboard]')
                 tensorboard:store_true=False,
+                cuda_graphs:store_true=False,   # Replay JEM's SGLD chains as CUDA graphs (CUDA only)
                 no_progress:store_true=False,   # No progress bars or epoch lines
                 debug:store_true=False,      # Show the traceback of an error
                ):
@@ -203,7 +204,8 @@ def ngebm_train(method:str='ngebm',          # A registered method: ce, jem, nge
     if schedule:
         p = replace(p, decay_epochs=(OptimConfig.code(method) if schedule == 'code' else OptimConfig()).decay_epochs)
     run = RunConfig.from_flags(device, precision, channels_last, max_batches=max_batches, progress=not no_progress,
-                               deterministic=deterministic, tensorboard=tensorboard)
+                               deterministic=deterministic, tensorboard=tensorboard,
+                               cuda_graphs=cuda_graphs)
     for s in parse_seeds(seeds):
         cfg = preset_config(p, method, s, root, download)
         params = getattr(NGEBMConfig, recipe)() if recipe else cfg.hp

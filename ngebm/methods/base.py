@@ -18,6 +18,9 @@ class Method:
     # Device types ('cpu', 'cuda') where precision 'auto' trains it in bf16: measured equivalent to fp32 (18a_fast_path)
     # and faster (18_bench)
     fast_path:tuple = ()
+    # Run its SGLD chains as CUDA graphs (`SGLDGraph`, `03_sampling`): `build_learner` sets it from
+    # `RunConfig.cuda_graphs`; methods without chains ignore it
+    cuda_graphs:bool = False
     def __init__(self, hp=None): self.hp = hp if hp is not None or self.Config is None else self.Config()
     def setup(self, learn): "Build state once `learn.model`, `learn.dls` and `learn.device` exist."
     def loss(self, learn, x:Tensor, y:Tensor) -> tuple:

@@ -9,7 +9,7 @@ __all__ = ['SGLDConfig', 'JEMConfig', 'batch_statistics', 'JEM']
 from dataclasses import dataclass, field
 import torch
 from torch import nn
-from ..sampling import ReplayBuffer, sample_q
+from ..sampling import ReplayBuffer, SGLDGraph, sample_q
 from ..losses import JEMWeights, jem_loss
 from .base import Method, register_method
 
@@ -50,6 +50,7 @@ class JEM(Method):
         self.buffer = ReplayBuffer(s.buffer_size, dls.shape, s.reinit_freq, device=learn.device,
                                    n_classes=dls.n_classes if self.hp.loss.p_x_y > 0 else None)
         self.fuse = learn.precision.bf16 and not batch_statistics(learn.model)
+        self.chains = SGLDGraph(learn.model, s.step_size, s.noise_std) if self.cuda_graphs else None
     def remedy(self, retries, sgld_factor=2.0): self.steps = int(round(self.hp.sgld.steps * sgld_factor ** retries))
     def p_x_batch(self, learn, x):
         "The p(x) batch: the labelled batch itself, or with `labels_per_class` a batch of all training images."
@@ -61,7 +62,7 @@ class JEM(Method):
     def sample(self, learn, n=None, y=None):
         s = self.hp.sgld
         return sample_q(learn.model, self.buffer, n, y=y, n_steps=self.steps, step_size=s.step_size,
-                        noise_std=s.noise_std)
+                        noise_std=s.noise_std, chains=self.chains)
     def logits(self, learn, batches:dict) -> dict:
         "The model's logits of each batch: one forward of them all when `fuse`, else one forward each, in order."
         if not self.fuse: return {k: learn.model(b) for k, b in batches.items()}
