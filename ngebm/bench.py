@@ -262,7 +262,7 @@ def bench_table(b:dict) -> str:
             + f"RTX 3090 {GPUS['RTX3090'].peak_flops / 1e12:.3g} TFLOP/s fp32); FLOP figures, the same at every "
             "arithmetic, are shown once per method."
             + (f" The {c['gpu']} projection assumes training's fast path on CUDA: "
-               "bf16 autocast, channels-last, fused Adam."
+               "bf16 autocast, channels-last, fused Adam; SGLD chains run eagerly (`--cuda_graphs` off, its default)."
                if 'bf16' in c['gpu_precision'] else ''))
     if paper:
         note += " Paper: NG-EBM Table 1; its utilisation: the run's FLOPs over those hours at the RTX 3090's peak."
