@@ -27,6 +27,7 @@ from .evaluate import (EVALS, evaluate_model, training_cost, plot_reliabilities,
                             quality_scorer, GENERATION_BUDGET)
 from .cluster import submitit_executor, submit_training, ProcessPool, auto_workers, usable_cores
 from .stats import mean_se, fmt_values, markdown_table
+from .precision import PRECISIONS, resolve_precision
 from .cli import check_choice, check_flags, parse_seeds, parse_list, parse_params, cli_errors
 
 # %% ../nbs/17_compare.ipynb #2a46666f
@@ -178,10 +179,10 @@ def _train_one(job) -> Path:
 
 def _evaluate_one(job) -> dict:
     "Evaluate one trained model of a comparison and cache the result in its run folder (a job of `ProcessPool.map`)."
-    say, model, folder, key, test, ood, attack, p, evals, classifier, quality = job
+    say, model, folder, key, test, ood, attack, p, evals, classifier, quality, precision = job
     if say: print(say, flush=True)
     res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps,
-                         classifier=classifier, quality=quality)
+                         classifier=classifier, quality=quality, precision=precision)
     store_eval(folder, key, res)
     return res
 
@@ -215,11 +216,14 @@ def compare(cc:CompareConfig,   # What to compare
             # Models trained (and evaluated) at once, each in its own process sharing the cores
             # (`16_cluster`); 1: one after another in this process; None: `auto_workers`
             workers:int=1,
+            # The models' arithmetic in evaluation: fp32 (exact, the default), bf16, or auto (bf16 where native)
+            eval_precision:str='fp32',
            ) -> dict:           # {'evals': {method: [per seed]}, 'costs': {method: [per seed]}, 'report': markdown}
     "Train, evaluate and report the methods of `cc` under one preset."
     out, p, seeds = Path(out), cc.resolved(), cc.seed_list
     run = replace(run or RunConfig(), device=device or (run and run.device), progress=progress)
     _claim_folder(out, cc)
+    eprec = resolve_precision(check_choice(eval_precision, ('auto', *PRECISIONS), 'eval_precision'), run.torch_device)
     runs = {m: [out/m/f'seed{s}' for s in seeds] for m in cc.methods}
     classifier = {m: method_class(m).classifier for m in cc.methods}
     data_cfg = DataConfig(dataset=p.dataset, root=cc.root, download=cc.download)
@@ -241,16 +245,18 @@ def compare(cc:CompareConfig,   # What to compare
         gen = GENERATION_BUDGET if 'generation' in evals else None
         *attack, akey = attack_set(attacked, loaders.test, p.n_attack) if 'robustness' in evals else (None, None, None)
         keys = {r: eval_key(r, attack=akey, linf=p.linf_eps, l2=p.l2_eps, pgd_steps=p.pgd_steps, ood=p.ood_sets,
-                            evals=evals, generation=gen, fid=quality is not None) for m, s, r in todo}
+                            evals=evals, generation=gen, fid=quality is not None,
+                            **({'precision': eprec.name} if eprec.bf16 else {})) for m, s, r in todo}
         results = _evaluate_missing(pool, todo, keys, lambda m, r: (models[r], r, keys[r], loaders.test, ood, attack,
-                                                                    p, evals, classifier[m], quality), progress)
+                                                                    p, evals, classifier[m], quality, eprec), progress)
         clock.append(time.perf_counter())
     evals_by = {m: [results[r] for r in runs[m]] for m in cc.methods}
     costs = {m: [training_cost(r) for r in runs[m]] for m in cc.methods}
     report = report_markdown(evals_by, costs)
     jem = models[runs['jem'][0]] if 'jem' in runs else None
     pooled = dict(workers=pool.workers, threads=pool.threads if pool.workers > 1 else torch.get_num_threads(),
-                  training_seconds=clock[1] - clock[0], evaluation_seconds=clock[2] - clock[1])
+                  training_seconds=clock[1] - clock[0], evaluation_seconds=clock[2] - clock[1],
+                  evaluation_precision=str(eprec))
     _write_outputs(out, cc, p, evals_by, costs, report, runs, loaders, jem, pooled)
     return dict(evals=evals_by, costs=costs, report=report)
 
@@ -313,7 +319,7 @@ def submit_comparison(cc:CompareConfig,     # What to compare
     return {(m, s): j for (m, s, *_), j in zip(runs, jobs)}
 
 def compare_submitit(cc:CompareConfig, out, run:RunConfig=None, executor=None, progress:bool=True,
-                     workers:int=1) -> dict:
+                     workers:int=1, eval_precision:str='fp32') -> dict:
     """`compare(cc, out)` with every model trained as its own submitit job:
     submit, wait for all, then evaluate and report."""
     run = run or RunConfig(progress=False)
@@ -322,7 +328,8 @@ def compare_submitit(cc:CompareConfig, out, run:RunConfig=None, executor=None, p
         j0 = next(iter(jobs.values()))
         print(f"{len(jobs)} training jobs submitted ({j0.job_id}...); logs in {j0.paths.folder}", flush=True)
     for (m, s), j in jobs.items(): j.result()   # raises the job's error
-    return compare(cc, out, run.device, progress, workers=workers)   # evaluated here, `workers` at once
+    # evaluated here, `workers` at once
+    return compare(cc, out, run.device, progress, workers=workers, eval_precision=eval_precision)
 
 # %% ../nbs/17_compare.ipynb #a8cf1329
 @call_parse
@@ -346,6 +353,8 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (CPU, minutes
                   # Training arithmetic: auto (bf16 where the device has it natively, else fp32), bf16 or fp32 (exact)
                   precision:str='auto',
                   channels_last:str='auto',    # Channels-last memory format in training: auto (with bf16), on or off
+                  # The models' arithmetic in evaluation: fp32 (exact, the default), bf16, or auto (bf16 where native)
+                  eval_precision:str='fp32',
                   num_workers:int=0,           # DataLoader worker processes in training (0: load in the main process)
                   # Models trained and evaluated at once, one process each, sharing the cores; default: one per core
                   # on a CPU (at most one per model), 1 on a GPU
@@ -372,8 +381,10 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (CPU, minutes
                                                                            cuda_graphs=cuda_graphs)
     if check_choice(executor, ('inprocess', 'submitit'), 'executor') == 'submitit':
         res = compare_submitit(cc, out, run, submitit_executor(out/'jobs', **parse_params(submitit)),
-                               progress=not no_progress, workers=workers)
+                               progress=not no_progress, workers=workers,
+                               eval_precision=eval_precision)
     else:
         if submitit: raise ValueError("--submitit sets the jobs of --executor submitit; add --executor submitit")
-        res = compare(cc, out, device, progress=not no_progress, run=run, workers=workers)
+        res = compare(cc, out, device, progress=not no_progress, run=run, workers=workers,
+                      eval_precision=eval_precision)
     print(f"\n{res['report']}\nWritten to {out}: report.md, results.json, figures/")

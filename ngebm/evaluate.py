@@ -17,6 +17,7 @@ import numpy as np, torch, matplotlib.pyplot as plt
 from torchvision.utils import make_grid
 from fastcore.script import call_parse, store_true
 from .core import model_device
+from .precision import PRECISIONS, Precision, Autocast, resolve_precision
 from .data import make_loaders, ood_loaders
 from .heldout import study_ood_loaders
 from .sampling import sgld_sample
@@ -80,10 +81,13 @@ def evaluate_model(model,           # Trained model, in eval mode
                    classifier=True,
                    # For 'generation': samples -> FID and IS (`sample_quality_report` with a feature net)
                    quality=None,
+                   # The model's arithmetic: bf16 runs it through `Autocast` (`00c_precision`); None or fp32: as it is
+                   precision:Precision=None,
                   ) -> dict:        # Figures of merit, plus the arrays behind the plots under 'raw'
     """Accuracy, calibration, OOD AUROC / AUC-PR, PGD robustness, energy-gradient norms and generation of one model,
     where they apply."""
     for e in evals: check_choice(e, EVALS, 'evaluation')
+    if precision is not None and precision.bf16: model = Autocast(model, precision)
     pred = collect_predictions(model, test) if classifier else None
     res, raw = dict(accuracy=pred.accuracy if classifier else None), {}
     if 'calibration' in evals:
@@ -232,6 +236,7 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
                  root:str='data', download:bool=False,
                  device:str=None,
                  inception:str=None,        # Inception-v3 weights file for FID/IS beyond digits
+                 precision:str='fp32',      # The model's arithmetic: fp32 (exact), bf16, or auto (bf16 where native)
                 ) -> dict:                  # The `evaluate_model` result
     """Evaluate one trained model, as far as its method allows;
     writes eval.json with every figure of merit, and the plots (atomically)."""
@@ -241,6 +246,7 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
         raise ValueError(f"{run/(which + '.pt')}: evaluate a run folder, or its best.pt or last.pt")
     check_flags(n_attack=(n_attack, 1))
     cfg, dev = run_config(run), torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    prec = resolve_precision(check_choice(precision, ('auto', *PRECISIONS), 'precision'), dev)
     classifier, model = method_class(cfg.method).classifier, load_model(run, which, dev)
     data_cfg = replace(cfg.data, root=root, download=download)
     test = make_loaders(data_cfg).test
@@ -255,9 +261,10 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
     quality = quality_scorer(cfg.data.dataset, test, inception, dev) if 'generation' in evals else None
     res = evaluate_model(model, test, ood, attack, p.linf_eps, p.l2_eps, evals, pgd_steps=p.pgd_steps,
                          classifier=classifier,
-                         quality=quality)
+                         quality=quality, precision=prec)
     out = Path(out or run/'eval'); out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out/'eval.json', json.dumps({k: v for k, v in res.items() if k != 'raw'}, indent=1))
+    figures = {k: v for k, v in res.items() if k != 'raw'}
+    write_text_atomic(out/'eval.json', json.dumps({'precision': str(prec), **figures}, indent=1))
     figs = {'reliability': (lambda e: plot_reliabilities(e, [which]), 'calibration'),
             'grad_norms': (plot_grad_norms, 'gradients'),
             'robustness': (lambda e: plot_robustness(robustness_means(e)) if robustness_means(e) else None,
@@ -283,9 +290,12 @@ def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a chec
                device:str=None,           # cpu, cuda or cuda:N; default: CUDA when present, else CPU
                # Inception-v3 weights file (a torchvision state dict) for FID/IS beyond digits
                inception:str=None,
+               # The model's arithmetic: fp32 (exact), bf16, or auto (bf16 where the device has it natively)
+               precision:str='fp32',
                debug:store_true=False,    # Show the traceback of an error
               ):
     """Evaluate one trained model; writes eval.json with every figure of merit, and the plots, and prints the figures of
     merit."""
-    res = evaluate_run(run, out, evals, ood_sets, n_attack, root, download, inception=inception, device=device)
+    res = evaluate_run(run, out, evals, ood_sets, n_attack, root, download, inception=inception, device=device,
+                       precision=precision)
     print(json.dumps({k: v for k, v in res.items() if k != 'raw'}, indent=1))

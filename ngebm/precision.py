@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'BF16_CPU_FLAGS', 'cpu_flags', 'bf16_support', 'Precision', 'resolve_precision', 'autocast',
-           'fp32_outputs', 'channels_last', 'use_fast_path', 'rel_error']
+           'fp32_outputs', 'channels_last', 'use_fast_path', 'rel_error', 'Autocast']
 
 # %% ../nbs/00c_precision.ipynb #f73377c7
 import re
@@ -115,3 +115,12 @@ def rel_error(a:Tensor, ref:Tensor) -> Tensor:
     rows = lambda t: t.double().flatten(1) if t.ndim > 1 else t.double()[:, None]
     a, ref = rows(a), rows(ref)
     return (a - ref).norm(dim=1) / ref.norm(dim=1)
+
+# %% ../nbs/00c_precision.ipynb #39fffd0d
+class Autocast(nn.Module):
+    "`model`'s forward under `p`'s autocast, with fp32 outputs: to evaluate on the fast path, the model unchanged."
+    def __init__(self, model:nn.Module, p:Precision):
+        super().__init__(); self.model, self.precision = model, p
+    def forward(self, *args, **kwargs):
+        with autocast(self.precision): out = self.model(*args, **kwargs)
+        return _fp32(None, None, out)
