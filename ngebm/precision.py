@@ -78,7 +78,8 @@ def autocast(p:Precision):
     wrap a loss (sampling included) or an evaluation in it."""
     return torch.autocast(p.device.type, torch.bfloat16, enabled=p.bf16)
 
-def _fp32(module, args, out): return out.float() if isinstance(out, Tensor) and out.is_floating_point() else out
+def _as_fp32(out): return out.float() if isinstance(out, Tensor) and out.is_floating_point() else out
+def _fp32(module, args, out): return _as_fp32(out)
 
 def fp32_outputs(model:nn.Module):
     """Make `model` return fp32 (a forward hook):
@@ -123,4 +124,4 @@ class Autocast(nn.Module):
         super().__init__(); self.model, self.precision = model, p
     def forward(self, *args, **kwargs):
         with autocast(self.precision): out = self.model(*args, **kwargs)
-        return _fp32(None, None, out)
+        return _as_fp32(out)

@@ -10,7 +10,7 @@ __all__ = ['langevin_params', 'sgld_temperature', 'sgld_sample', 'UniformInit', 
 import math
 import torch
 from torch import nn, Tensor
-from .core import sgld_step, energy_fn, eval_mode
+from .core import sgld_step, energy_fn, eval_mode, model_device
 
 
 # %% ../nbs/03_sampling.ipynb #93b12fb0
@@ -262,7 +262,7 @@ class SGLDGraph:
                  step_size:float=1.0, noise_std:float=0.01, clamp=None,
                  warmup:int=3,             # Eager chains on a side stream before recording (cuDNN autotuning)
                 ):
-        self.device = next(model.parameters()).device
+        self.device = model_device(model)
         if self.device.type != 'cuda':
             raise ValueError(f"CUDA graphs need the model on a CUDA device; it is on {self.device} "
                              "(on a CPU, run the chains with `sgld_sample`)")
