@@ -24,10 +24,9 @@ from .evaluate import (EVALS, evaluate_model, training_cost, plot_reliabilities,
                             save_figure,
                             jem_samples, extreme_images, plot_image_rows, ood_report_from, attack_set, eval_key,
                             cached_eval, store_eval,
-                            quality_scorer, GENERATION_BUDGET)
+                            quality_scorer, evaluation_precision, GENERATION_BUDGET)
 from .cluster import submitit_executor, submit_training, ProcessPool, auto_workers, usable_cores
 from .stats import mean_se, fmt_values, markdown_table
-from .precision import PRECISIONS, resolve_precision
 from .cli import check_choice, check_flags, parse_seeds, parse_list, parse_params, cli_errors
 
 # %% ../nbs/17_compare.ipynb #2a46666f
@@ -216,14 +215,14 @@ def compare(cc:CompareConfig,   # What to compare
             # Models trained (and evaluated) at once, each in its own process sharing the cores
             # (`16_cluster`); 1: one after another in this process; None: `auto_workers`
             workers:int=1,
-            # The models' arithmetic in evaluation: fp32 (exact, the default), bf16, or auto (bf16 where native)
-            eval_precision:str='fp32',
+            # The models' arithmetic in evaluation: auto, bf16 or fp32 (`evaluation_precision`); None: as `run`'s
+            eval_precision:str=None,
            ) -> dict:           # {'evals': {method: [per seed]}, 'costs': {method: [per seed]}, 'report': markdown}
     "Train, evaluate and report the methods of `cc` under one preset."
     out, p, seeds = Path(out), cc.resolved(), cc.seed_list
     run = replace(run or RunConfig(), device=device or (run and run.device), progress=progress)
     _claim_folder(out, cc)
-    eprec = resolve_precision(check_choice(eval_precision, ('auto', *PRECISIONS), 'eval_precision'), run.torch_device)
+    eprec = {m: evaluation_precision(m, run, eval_precision) for m in cc.methods}
     runs = {m: [out/m/f'seed{s}' for s in seeds] for m in cc.methods}
     classifier = {m: method_class(m).classifier for m in cc.methods}
     data_cfg = DataConfig(dataset=p.dataset, root=cc.root, download=cc.download)
@@ -246,9 +245,10 @@ def compare(cc:CompareConfig,   # What to compare
         *attack, akey = attack_set(attacked, loaders.test, p.n_attack) if 'robustness' in evals else (None, None, None)
         keys = {r: eval_key(r, attack=akey, linf=p.linf_eps, l2=p.l2_eps, pgd_steps=p.pgd_steps, ood=p.ood_sets,
                             evals=evals, generation=gen, fid=quality is not None,
-                            **({'precision': eprec.name} if eprec.bf16 else {})) for m, s, r in todo}
-        results = _evaluate_missing(pool, todo, keys, lambda m, r: (models[r], r, keys[r], loaders.test, ood, attack,
-                                                                    p, evals, classifier[m], quality, eprec), progress)
+                            **({'precision': eprec[m].name} if eprec[m].bf16 else {})) for m, s, r in todo}
+        job = lambda m, r: (models[r], r, keys[r], loaders.test, ood, attack, p, evals, classifier[m], quality,
+                            eprec[m])
+        results = _evaluate_missing(pool, todo, keys, job, progress)
         clock.append(time.perf_counter())
     evals_by = {m: [results[r] for r in runs[m]] for m in cc.methods}
     costs = {m: [training_cost(r) for r in runs[m]] for m in cc.methods}
@@ -256,7 +256,7 @@ def compare(cc:CompareConfig,   # What to compare
     jem = models[runs['jem'][0]] if 'jem' in runs else None
     pooled = dict(workers=pool.workers, threads=pool.threads if pool.workers > 1 else torch.get_num_threads(),
                   training_seconds=clock[1] - clock[0], evaluation_seconds=clock[2] - clock[1],
-                  evaluation_precision=str(eprec))
+                  evaluation_precision={m: str(e) for m, e in eprec.items()})
     _write_outputs(out, cc, p, evals_by, costs, report, runs, loaders, jem, pooled)
     return dict(evals=evals_by, costs=costs, report=report)
 
@@ -319,7 +319,7 @@ def submit_comparison(cc:CompareConfig,     # What to compare
     return {(m, s): j for (m, s, *_), j in zip(runs, jobs)}
 
 def compare_submitit(cc:CompareConfig, out, run:RunConfig=None, executor=None, progress:bool=True,
-                     workers:int=1, eval_precision:str='fp32') -> dict:
+                     workers:int=1, eval_precision:str=None) -> dict:
     """`compare(cc, out)` with every model trained as its own submitit job:
     submit, wait for all, then evaluate and report."""
     run = run or RunConfig(progress=False)
@@ -328,8 +328,8 @@ def compare_submitit(cc:CompareConfig, out, run:RunConfig=None, executor=None, p
         j0 = next(iter(jobs.values()))
         print(f"{len(jobs)} training jobs submitted ({j0.job_id}...); logs in {j0.paths.folder}", flush=True)
     for (m, s), j in jobs.items(): j.result()   # raises the job's error
-    # evaluated here, `workers` at once
-    return compare(cc, out, run.device, progress, workers=workers, eval_precision=eval_precision)
+    # evaluated here, `workers` at once, in the jobs' arithmetic unless `eval_precision` says otherwise
+    return compare(cc, out, run.device, progress, run=run, workers=workers, eval_precision=eval_precision)
 
 # %% ../nbs/17_compare.ipynb #a8cf1329
 @call_parse
@@ -353,8 +353,8 @@ def ngebm_compare(preset:str='digits',          # Settings: digits (CPU, minutes
                   # Training arithmetic: auto (bf16 where the device has it natively, else fp32), bf16 or fp32 (exact)
                   precision:str='auto',
                   channels_last:str='auto',    # Channels-last memory format in training: auto (with bf16), on or off
-                  # The models' arithmetic in evaluation: fp32 (exact, the default), bf16, or auto (bf16 where native)
-                  eval_precision:str='fp32',
+                  # The models' arithmetic in evaluation: auto, bf16 or fp32 (exact); default: as --precision
+                  eval_precision:str=None,
                   num_workers:int=0,           # DataLoader worker processes in training (0: load in the main process)
                   # Models trained and evaluated at once, one process each, sharing the cores; default: one per core
                   # on a CPU (at most one per model), 1 on a GPU

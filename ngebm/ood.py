@@ -146,8 +146,8 @@ def plot_ood_histograms(report:OODReport, # From `evaluate_ood` or `ood_report`
             a, b = report.scores[report.in_name][s].numpy(), report.scores[o][s].numpy()
             edges = np.histogram_bin_edges(np.r_[a, b], bins)
             ax = axs[i, j]
-            ax.hist(a, edges, density=True, color='tab:green', alpha=.6, label=report.in_name)
-            ax.hist(b, edges, density=True, color='tab:red', alpha=.6, label=o)
+            ax.hist(a, edges, density=True, histtype='stepfilled', color='tab:green', alpha=.6, label=report.in_name)
+            ax.hist(b, edges, density=True, histtype='stepfilled', color='tab:red', alpha=.6, label=o)
             ax.set_title(f"{metric}: {report.metrics[metric][s][o]:.2f}", fontsize=9)
             ax.set_yticks([])
             if i == 0: ax.annotate(o, (.5, 1.25), xycoords='axes fraction', ha='center', fontsize=11, weight='bold')
