@@ -252,8 +252,8 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
                  root:str='data', download:bool=False,
                  device:str=None,
                  inception:str=None,        # Inception-v3 weights file for FID/IS beyond digits
-                 # The model's arithmetic: auto (bf16 where native and measured, `evaluation_precision`), bf16 or
-                 # fp32 (exact)
+                 # The model's arithmetic: auto (fp32 for a model trained in fp32, else `evaluation_precision`'s:
+                 # bf16 where native and measured), bf16 or fp32 (exact)
                  precision:str='auto',
                 ) -> dict:                  # The `evaluate_model` result
     """Evaluate one trained model, as far as its method allows;
@@ -264,7 +264,11 @@ def evaluate_run(run:str,                   # Run folder of ngebm_train, or a ch
         raise ValueError(f"{run/(which + '.pt')}: evaluate a run folder, or its best.pt or last.pt")
     check_flags(n_attack=(n_attack, 1))
     cfg, dev = run_config(run), torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    prec = evaluation_precision(cfg.method, RunConfig(device=str(dev)), precision)
+    # 'auto' follows the model's training, as in `compare`: trained in fp32 (asked, deterministic, no native bf16),
+    # it is evaluated in fp32
+    if precision == 'auto' and training_cost(run)['precision'] == 'fp32':
+        prec = Precision('fp32', dev, 'auto: the model trained in fp32')
+    else: prec = evaluation_precision(cfg.method, RunConfig(device=str(dev)), precision)
     classifier, model = method_class(cfg.method).classifier, load_model(run, which, dev)
     data_cfg = replace(cfg.data, root=root, download=download)
     test = make_loaders(data_cfg).test
@@ -309,7 +313,7 @@ def ngebm_eval(run:str,                   # Run folder of ngebm_train, or a chec
                # Inception-v3 weights file (a torchvision state dict) for FID/IS beyond digits
                inception:str=None,
                # The model's arithmetic: auto (bf16 where the device has it natively, for the methods whose fast
-               # path is measured), bf16 or fp32 (exact)
+               # path is measured, unless the model trained in fp32), bf16 or fp32 (exact)
                precision:str='auto',
                debug:store_true=False,    # Show the traceback of an error
               ):
